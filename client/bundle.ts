@@ -1,0 +1,355 @@
+// The client config bundle: one TOML file with the server endpoint(s), the TLS server name, the CA,
+// the client certificate and key, and tunnel settings. Everything a person can get wrong in it is
+// found here, before any packet is sent, and reported as one line naming the key at fault.
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { isIP } from 'node:net';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { BundleError, CertificateError, ResolveError } from './errors.js';
+import type { FecPreference, ResolvedEndpoint } from './transport.js';
+
+export const DEFAULT_TEMPLATE = '/.well-known/masque/ip/{target}/{ipproto}/';
+export const DEFAULT_MTU = 1280;
+/** 1280 is the IPv6 minimum link MTU (RFC 8200 §5), and the TUN carries IPv6; 9000 is the usual
+ * jumbo-frame ceiling, and the outer path must carry MTU + QUIC/HTTP-3 overhead anyway. */
+export const MTU_MIN = 1280;
+export const MTU_MAX = 9000;
+export const FEC_MODES = ['off', 'xor', 'reed-solomon', 'auto'] as const;
+
+const pem = z.string().min(1);
+
+const schema = z.strictObject({
+  server: z.strictObject({
+    /** host:port or [v6]:port; `endpoints` lists several, tried in order. */
+    endpoint: z.string().optional(),
+    endpoints: z.array(z.string()).min(1).optional(),
+    /** TLS server name; defaults to the first endpoint's host. */
+    name: z.string().min(1).optional(),
+    /** URI template: a path (`/…`) or an absolute `https://` template (PROTOCOL.md §4.1). */
+    template: z.string().optional(),
+  }),
+  tls: z.strictObject({
+    ca: pem,
+    cert: pem,
+    /** Inline PEM, or `key_file` when the key was generated locally (CSR export). */
+    key: pem.optional(),
+    key_file: z.string().min(1).optional(),
+  }),
+  tunnel: z
+    .strictObject({
+      mtu: z.number().int().optional(),
+      fec: z.enum(FEC_MODES).optional(),
+      /** Resolvers to use while the tunnel is up; applied only with --dns. */
+      dns: z.array(z.string()).optional(),
+    })
+    .optional(),
+  /** Who the bundle is for; informational. */
+  device: z.strictObject({ user: z.string().optional(), name: z.string().optional() }).optional(),
+});
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Bundle {
+  readonly source: string;
+  readonly endpoints: readonly Endpoint[];
+  readonly serverName: string;
+  readonly template: string;
+  readonly mtu: number;
+  readonly fec: FecPreference;
+  readonly dns: readonly string[];
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** Subject of the client certificate, for logs and status. */
+  readonly subject: string;
+  readonly certExpires: Date;
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.');
+}
+
+function schemaError(error: z.ZodError, source: string): BundleError {
+  // A misspelt key shows up twice: as unknown, and as the missing key it was meant to be. The
+  // unknown name is the better clue, so it is reported first.
+  const issue = error.issues.find((i) => i.code === 'unrecognized_keys') ?? error.issues[0];
+  const base = issuePath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const key = base ? `${base}.${issue.keys[0]}` : issue.keys[0];
+    return new BundleError(`${source}: unknown key ${key}`, key);
+  }
+  if (issue.code === 'invalid_type') {
+    if (/received undefined$/.test(issue.message)) {
+      return new BundleError(`${source}: missing key ${base}`, base);
+    }
+    const got = /received (\w+)$/.exec(issue.message)?.[1] ?? 'something else';
+    return new BundleError(`${source}: ${base} must be ${issue.expected} (got ${got})`, base);
+  }
+  if (issue.code === 'invalid_value') {
+    const allowed = issue.values.map(String).join(', ');
+    return new BundleError(`${source}: ${base} must be one of ${allowed}`, base);
+  }
+  return new BundleError(`${source}: ${base}: ${issue.message}`, base);
+}
+
+/** Parses host:port, [v6]:port. */
+export function parseEndpoint(text: string, key: string, source: string): Endpoint {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  if (!m) {
+    throw new BundleError(
+      `${source}: ${key} "${text}" is not host:port (IPv6 as [addr]:port)`,
+      key,
+    );
+  }
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) {
+    throw new BundleError(`${source}: ${key} "${text}" has an invalid port`, key);
+  }
+  if (m[1].includes(':') && isIP(m[1]) !== 6) {
+    throw new BundleError(`${source}: ${key} "${text}" has an invalid IPv6 address`, key);
+  }
+  return { host: m[1], port };
+}
+
+/** Checks a URI template the way PROTOCOL.md §4.1 constrains it; returns it unchanged. */
+export function checkTemplate(template: string, key: string, source: string): string {
+  const fail = (why: string): never => {
+    throw new BundleError(`${source}: ${key} "${template}" ${why}`, key);
+  };
+  if (!/^[\x21-\x7e]+$/.test(template)) fail('may contain only visible ASCII characters');
+  let path = template;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(template)) {
+    const m = /^https:\/\/([^/]+)(\/.*)$/i.exec(template);
+    if (!m) fail('must be a path or an https:// template with a path');
+    path = m![2];
+  } else if (!template.startsWith('/')) {
+    fail('must start with /');
+  }
+  for (const expr of path.match(/\{[^}]*\}/g) ?? []) {
+    if (/^\{[+#./;]/.test(expr)) fail(`uses the operator in ${expr}, which CONNECT-IP forbids`);
+  }
+  if (/[{}]/.test(path.replace(/\{[^{}]*\}/g, ''))) fail('has unbalanced braces');
+  return template;
+}
+
+export function checkMtu(mtu: number, key: string, source: string): number {
+  if (!Number.isInteger(mtu) || mtu < MTU_MIN || mtu > MTU_MAX) {
+    throw new BundleError(`${source}: ${key} ${mtu} is out of range (${MTU_MIN}-${MTU_MAX})`, key);
+  }
+  return mtu;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+function parseCertificates(text: string, key: string, source: string): X509Certificate[] {
+  const blocks = text.match(PEM_CERT) ?? [];
+  if (blocks.length === 0) {
+    throw new CertificateError(`${source}: ${key} is not a PEM certificate`, key);
+  }
+  return blocks.map((block) => {
+    try {
+      return new X509Certificate(block);
+    } catch {
+      throw new CertificateError(`${source}: ${key} is not a readable certificate`, key);
+    }
+  });
+}
+
+function parseKey(text: string, key: string, source: string): KeyObject {
+  try {
+    const k = createPrivateKey(text);
+    return k;
+  } catch {
+    throw new CertificateError(`${source}: ${key} is not a readable private key`, key);
+  }
+}
+
+function day(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function checkValidity(
+  cert: X509Certificate,
+  what: string,
+  key: string,
+  source: string,
+  now: Date,
+): void {
+  const from = new Date(cert.validFrom);
+  const to = new Date(cert.validTo);
+  if (now < from) {
+    throw new CertificateError(`${source}: ${what} is not valid before ${day(from)}`, key);
+  }
+  if (now > to) {
+    throw new CertificateError(`${source}: ${what} expired on ${day(to)}`, key);
+  }
+}
+
+/**
+ * Parses and validates bundle text: schema, endpoints, template, MTU, and the certificates
+ * (readable, key matches, within validity, issued by the bundle's CA). `keyFileText` reads a
+ * `key_file` (injected for tests); `now` is the validity reference.
+ */
+export function parseBundle(
+  text: string,
+  source: string,
+  options: { now?: Date; readKeyFile?: (path: string) => string } = {},
+): Bundle {
+  const now = options.now ?? new Date();
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    const first = String((err as Error).message).split('\n')[0];
+    throw new BundleError(`${source}: not valid TOML: ${first}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw schemaError(parsed.error, source);
+  const b = parsed.data;
+
+  const endpointTexts = b.server.endpoints ?? (b.server.endpoint ? [b.server.endpoint] : []);
+  if (endpointTexts.length === 0) {
+    throw new BundleError(`${source}: missing key server.endpoint`, 'server.endpoint');
+  }
+  if (b.server.endpoint && b.server.endpoints) {
+    throw new BundleError(
+      `${source}: give server.endpoint or server.endpoints, not both`,
+      'server.endpoints',
+    );
+  }
+  const key = b.server.endpoints ? 'server.endpoints' : 'server.endpoint';
+  const endpoints = endpointTexts.map((e) => parseEndpoint(e, key, source));
+  const template = checkTemplate(b.server.template ?? DEFAULT_TEMPLATE, 'server.template', source);
+  const mtu = checkMtu(b.tunnel?.mtu ?? DEFAULT_MTU, 'tunnel.mtu', source);
+  const dns = b.tunnel?.dns ?? [];
+  for (const server of dns) {
+    if (isIP(server) === 0) {
+      throw new BundleError(`${source}: tunnel.dns "${server}" is not an IP address`, 'tunnel.dns');
+    }
+  }
+
+  let keyPem: string;
+  let keyName: string;
+  if (b.tls.key !== undefined && b.tls.key_file !== undefined) {
+    throw new BundleError(`${source}: give tls.key or tls.key_file, not both`, 'tls.key_file');
+  } else if (b.tls.key !== undefined) {
+    keyPem = b.tls.key;
+    keyName = 'tls.key';
+  } else if (b.tls.key_file !== undefined) {
+    keyName = 'tls.key_file';
+    const read = options.readKeyFile ?? ((p: string) => readFileSync(p, 'utf8'));
+    try {
+      keyPem = read(b.tls.key_file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new CertificateError(`${source}: tls.key_file ${b.tls.key_file}: ${code}`, keyName);
+    }
+  } else {
+    throw new BundleError(`${source}: missing key tls.key`, 'tls.key');
+  }
+
+  const cas = parseCertificates(b.tls.ca, 'tls.ca', source);
+  const [cert] = parseCertificates(b.tls.cert, 'tls.cert', source);
+  const privateKey = parseKey(keyPem, keyName, source);
+  if (!cert.checkPrivateKey(privateKey)) {
+    throw new CertificateError(
+      `${source}: ${keyName} does not belong to tls.cert (certificate/key mismatch)`,
+      keyName,
+    );
+  }
+  checkValidity(cert, 'the client certificate (tls.cert)', 'tls.cert', source, now);
+  const issuer = cas.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  if (!issuer) {
+    throw new CertificateError(
+      `${source}: tls.cert was not signed by tls.ca (certificate issuer: ${oneLine(cert.issuer)})`,
+      'tls.cert',
+    );
+  }
+  checkValidity(issuer, 'the CA certificate (tls.ca)', 'tls.ca', source, now);
+
+  return {
+    source,
+    endpoints,
+    serverName: b.server.name ?? endpoints[0].host,
+    template,
+    mtu,
+    fec: b.tunnel?.fec ?? 'auto',
+    dns,
+    caPem: b.tls.ca,
+    certPem: b.tls.cert,
+    keyPem,
+    subject: oneLine(cert.subject),
+    certExpires: new Date(cert.validTo),
+  };
+}
+
+function oneLine(dn: string): string {
+  return dn.split('\n').filter(Boolean).join(', ');
+}
+
+export type Lookup = (host: string) => Promise<string[]>;
+
+const systemLookup: Lookup = async (host) =>
+  (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+/** Resolves every endpoint (literals pass through); fails if one does not resolve in time. */
+export async function resolveEndpoints(
+  endpoints: readonly Endpoint[],
+  options: { timeoutMs?: number; lookup?: Lookup } = {},
+): Promise<ResolvedEndpoint[]> {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const resolver = options.lookup ?? systemLookup;
+  return Promise.all(
+    endpoints.map(async ({ host, port }) => {
+      if (isIP(host) !== 0) return { host, port, addresses: [host] };
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new ResolveError(`server ${host} did not resolve within ${timeoutMs} ms`, host)),
+          timeoutMs,
+        );
+      });
+      try {
+        const addresses = await Promise.race([resolver(host), timeout]);
+        if (addresses.length === 0) throw new ResolveError(`server ${host} has no addresses`, host);
+        return { host, port, addresses };
+      } catch (err) {
+        if (err instanceof ResolveError) throw err;
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new ResolveError(`server ${host} cannot be resolved (${code})`, host);
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+}
+
+/** Reads, validates and resolves a bundle file. */
+export async function loadBundle(
+  path: string,
+  options: { now?: Date; timeoutMs?: number; lookup?: Lookup } = {},
+): Promise<{ bundle: Bundle; endpoints: ResolvedEndpoint[] }> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
+    throw new BundleError(`${path}: cannot read the bundle (${why ?? 'unreadable'})`);
+  }
+  const base = dirname(resolvePath(path));
+  const bundle = parseBundle(text, path, {
+    now: options.now,
+    // A relative key_file is relative to the bundle, not to wherever the client was started.
+    readKeyFile: (p) => readFileSync(resolvePath(base, p), 'utf8'),
+  });
+  const endpoints = await resolveEndpoints(bundle.endpoints, options);
+  return { bundle, endpoints };
+}
