@@ -46,7 +46,7 @@ export const UniStreamType = {
 } as const;
 
 /** The largest client-bidi stream ID, for the first GOAWAY of a graceful shutdown (§1.5). */
-export const GOAWAY_MAX_ID = 2 ** 62 - 4;
+export const GOAWAY_MAX_ID = 2n ** 62n - 4n;
 
 export interface H3ConnectionOptions {
   role: Role;
@@ -457,17 +457,18 @@ export class H3Connection {
    * one the client would open); pass GOAWAY_MAX_ID first for a two-phase shutdown. Client: a push
    * ID (default 0; we never allow pushes). IDs may only decrease.
    */
-  goaway(id?: number): void {
+  goaway(id?: number | bigint): void {
     if (this.isClosed) return;
-    const value = id ?? (this.role === 'server' ? this.nextPeerRequestId() : 0);
-    if (this.role === 'server' && value % 4 !== 0) {
+    const wire = BigInt(id ?? (this.role === 'server' ? this.nextPeerRequestId() : 0));
+    if (this.role === 'server' && wire % 4n !== 0n) {
       throw new H3UsageError('server GOAWAY needs a client-bidi stream ID');
     }
+    const value = Number(wire); // rounding above 2^53 only affects IDs no stream can reach
     if (this.goawayOut !== undefined && value > this.goawayOut) {
       throw new H3UsageError('GOAWAY IDs must not increase');
     }
     this.goawayOut = value;
-    this.write(this.controlStreamId, encodeIdFrame(FrameType.GOAWAY, value), false);
+    this.write(this.controlStreamId, encodeIdFrame(FrameType.GOAWAY, wire), false);
   }
 
   /** Closes the connection (graceful when code is H3_NO_ERROR). */
@@ -742,7 +743,8 @@ export class H3Connection {
       }
       case FrameType.GOAWAY: {
         const id = decodeIdPayload(payload);
-        if (this.role === 'client' && id % 4 !== 0) {
+        // Tested on the last wire byte: IDs above 2^53 arrive rounded to a multiple of 4.
+        if (this.role === 'client' && (payload[payload.length - 1] & 3) !== 0) {
           throw new H3Error(H3ErrorCode.ID_ERROR, `GOAWAY ${id} is not a client-bidi stream ID`);
         }
         if (this.goawayIn !== undefined && id > this.goawayIn) {

@@ -4,7 +4,13 @@
 // without buffering, and buffers only the small control frames, each under a size limit.
 
 import { H3Error, H3ErrorCode } from './error.js';
-import { readVarint, varintSize, writeVarint } from './varint.js';
+import {
+  readVarint,
+  varintSize,
+  varintSizeBigInt,
+  writeVarint,
+  writeVarintBigInt,
+} from './varint.js';
 
 export const FrameType = {
   DATA: 0x00,
@@ -65,11 +71,15 @@ export function encodeFrame(type: number, payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** GOAWAY, CANCEL_PUSH and MAX_PUSH_ID carry one varint and nothing else. */
-export function encodeIdFrame(type: number, id: number): Uint8Array {
-  const size = varintSize(id);
+/**
+ * GOAWAY, CANCEL_PUSH and MAX_PUSH_ID carry one varint and nothing else. A bigint ID covers the
+ * 2^62-4 of a first GOAWAY, which a double cannot hold.
+ */
+export function encodeIdFrame(type: number, id: number | bigint): Uint8Array {
+  const big = BigInt(id);
+  const size = varintSizeBigInt(big);
   const out = new Uint8Array(frameHeaderSize(type, size) + size);
-  writeVarint(out, writeFrameHeader(out, 0, type, size), id);
+  writeVarintBigInt(out, writeFrameHeader(out, 0, type, size), big);
   return out;
 }
 

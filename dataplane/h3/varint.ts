@@ -117,3 +117,25 @@ export function encodeVarint(value: number, length?: number): Uint8Array {
   writeVarint(out, 0, value, size);
   return out;
 }
+
+/**
+ * Writes a varint given as a bigint, for the few wire values above 2^53 we send ourselves (the
+ * 2^62-4 of a first GOAWAY). Returns the offset after it; always uses 8 bytes above 2^30-1.
+ */
+export function writeVarintBigInt(buf: Uint8Array, offset: number, value: bigint): number {
+  if (value < 0n || value > VARINT_MAX_WIRE) {
+    throw new VarintRangeError(`varint ${value} outside 0..2^62-1`);
+  }
+  if (value <= BigInt(VARINT_MAX_SAFE)) return writeVarint(buf, offset, Number(value));
+  for (let i = 7; i >= 0; i--) {
+    buf[offset + i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
+  buf[offset] |= 0xc0;
+  return offset + 8;
+}
+
+/** Encoded length of a bigint varint as `writeVarintBigInt` writes it. */
+export function varintSizeBigInt(value: bigint): number {
+  return value <= BigInt(VARINT_MAX_SAFE) ? varintSize(Number(value)) : 8;
+}
