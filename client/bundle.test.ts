@@ -1,7 +1,13 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BundleError, CertificateError, ResolveError } from './errors.js';
-import { parseBundle, parseEndpoint, checkTemplate, resolveEndpoints } from './bundle.js';
+import {
+  parseBundle,
+  parseEndpoint,
+  checkTemplate,
+  resolveEndpoints,
+  uriTemplate,
+} from './bundle.js';
 import { bundleText, makePki, type Pki } from './pki-fixture.js';
 
 let pki: Pki;
@@ -26,27 +32,45 @@ describe('parseBundle', () => {
     const b = parseBundle(bundleText(pki), 'b.toml');
     assert.deepEqual(b.endpoints, [{ host: '127.0.0.1', port: 4433 }]);
     assert.equal(b.serverName, 'vpn.test');
-    assert.equal(b.template, '/.well-known/masque/ip/{target}/{ipproto}/');
+    assert.equal(b.templatePath, '/.well-known/masque/ip/{target}/{ipproto}/');
     assert.equal(b.mtu, 1280);
-    assert.equal(b.fec, 'auto');
+    assert.deepEqual(b.fec, { enabled: false, blockSize: 10, redundancyPercent: 20 });
     assert.match(b.subject, /CN=alice/);
+    assert.equal(b.identity, 'alice/laptop');
+    assert.deepEqual(b.ignoredKeys, []);
+    assert.equal(
+      uriTemplate(b.serverName, b.endpoints[0].port, b.templatePath),
+      'https://vpn.test:4433/.well-known/masque/ip/{target}/{ipproto}/',
+    );
   });
 
   it('names a missing key', () => {
     rejects(bundleText(pki, { omit: ['cert'] }), /^b\.toml: missing key tls\.cert$/);
-    rejects(bundleText(pki, { omit: ['endpoint'] }), /missing key server\.endpoint$/);
-    rejects(bundleText(pki, { omit: ['key'] }), /missing key tls\.key$/);
-    rejects('[server]\nendpoint = "a:1"\n', /missing key tls$/);
+    rejects(bundleText(pki, { omit: ['endpoints'] }), /missing key server\.endpoints$/);
+    rejects(bundleText(pki, { omit: ['server_name'] }), /missing key server\.server_name$/);
+    rejects(bundleText(pki, { omit: ['version'] }), /missing key version$/);
+    rejects(
+      bundleText(pki, { omit: ['key'] }),
+      /missing key tls\.key \(a bundle exported from a CSR needs --key FILE\)$/,
+    );
+    rejects('version = 1\n[server]\nendpoints = ["a:1"]\nserver_name = "a"\n', /missing key tls$/);
   });
 
-  it('names an unknown key, even where it also hides a missing one', () => {
-    rejects(bundleText(pki, { extra: 'colour = "blue"\n' }), /unknown key tunnel\.colour$/);
-    const typo = bundleText(pki, { omit: ['endpoint'] }).replace(
-      '[server]\n',
-      '[server]\nendpont = "x:1"\n',
-    );
-    rejects(typo, /unknown key server\.endpont$/);
+  it('rejects unknown top-level keys and tables by name', () => {
+    rejects(bundleText(pki, { top: 'colour = "blue"\n' }), /^b\.toml: unknown key colour$/);
     rejects(bundleText(pki) + '\n[extra]\na = 1\n', /unknown key extra$/);
+  });
+
+  it('ignores, but names, unknown keys inside known tables (docs/bundle.md forward compatibility)', () => {
+    const b = parseBundle(bundleText(pki, { extra: 'ocsp = "later"\n' }), 'b.toml');
+    assert.deepEqual(b.ignoredKeys, ['tls.ocsp']);
+  });
+
+  it('rejects a format version it does not know', () => {
+    rejects(
+      bundleText(pki, { version: 2 }),
+      /bundle format version 2 is not supported \(this client reads 1\)/,
+    );
   });
 
   it('reports bad TOML and wrong types in one line', () => {
@@ -115,10 +139,10 @@ describe('parseBundle', () => {
   it('rejects a bad endpoint and a bad template', () => {
     rejects(
       bundleText(pki, { endpoint: 'vpn.test' }),
-      /server\.endpoint "vpn\.test" is not host:port/,
+      /server\.endpoints "vpn\.test" is not host:port/,
     );
     rejects(bundleText(pki, { endpoint: 'vpn.test:0' }), /invalid port/);
-    rejects(bundleText(pki, { template: 'vpn' }), /server\.template "vpn" must start with \//);
+    rejects(bundleText(pki, { template: 'vpn' }), /server\.template_path "vpn" must start with \//);
     rejects(bundleText(pki, { template: '/ip/{+target}/' }), /operator/);
   });
 
@@ -131,22 +155,20 @@ describe('parseBundle', () => {
     assert.throws(() => checkTemplate('http://x/vpn', 'k', 's'), BundleError);
   });
 
-  it('takes the key from key_file when given', () => {
-    const text = bundleText(pki, { omit: ['key'] }).replace(
-      '[tunnel]',
-      'key_file = "alice.key"\n[tunnel]',
-    );
-    const b = parseBundle(text, 'b', { readKeyFile: () => pki.client.keyPem });
+  it('takes the key of a CSR bundle from the caller', () => {
+    const text = bundleText(pki, { omit: ['key'] });
+    const b = parseBundle(text, 'b', { keyPem: pki.client.keyPem, keySource: 'alice.key' });
     assert.equal(b.keyPem, pki.client.keyPem);
     assert.throws(
-      () =>
-        parseBundle(text, 'b', {
-          readKeyFile: () => {
-            throw Object.assign(new Error('x'), { code: 'ENOENT' });
-          },
-        }),
-      /tls\.key_file alice\.key: ENOENT/,
+      () => parseBundle(text, 'b', { keyPem: pki.strayKeyPem, keySource: 'alice.key' }),
+      /b: alice\.key does not belong to tls\.cert/,
     );
+  });
+
+  it('builds templates per endpoint and keeps absolute ones as written', () => {
+    assert.equal(uriTemplate('vpn.test', 443, '/vpn'), 'https://vpn.test:443/vpn');
+    assert.equal(uriTemplate('2001:db8::1', 4433, '/vpn'), 'https://[2001:db8::1]:4433/vpn');
+    assert.equal(uriTemplate('vpn.test', 4433, 'https://VPN.test/x'), 'https://VPN.test/x');
   });
 });
 

@@ -4,7 +4,6 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
@@ -17,38 +16,46 @@ export const DEFAULT_MTU = 1280;
  * jumbo-frame ceiling, and the outer path must carry MTU + QUIC/HTTP-3 overhead anyway. */
 export const MTU_MIN = 1280;
 export const MTU_MAX = 9000;
-export const FEC_MODES = ['off', 'xor', 'reed-solomon', 'auto'] as const;
+export const BUNDLE_VERSION = 1;
 
 const pem = z.string().min(1);
 
-const schema = z.strictObject({
-  server: z.strictObject({
-    /** host:port or [v6]:port; `endpoints` lists several, tried in order. */
-    endpoint: z.string().optional(),
-    endpoints: z.array(z.string()).min(1).optional(),
-    /** TLS server name; defaults to the first endpoint's host. */
-    name: z.string().min(1).optional(),
-    /** URI template: a path (`/…`) or an absolute `https://` template (PROTOCOL.md §4.1). */
-    template: z.string().optional(),
-  }),
-  tls: z.strictObject({
-    ca: pem,
-    cert: pem,
-    /** Inline PEM, or `key_file` when the key was generated locally (CSR export). */
-    key: pem.optional(),
-    key_file: z.string().min(1).optional(),
-  }),
-  tunnel: z
-    .strictObject({
-      mtu: z.number().int().optional(),
-      fec: z.enum(FEC_MODES).optional(),
-      /** Resolvers to use while the tunnel is up; applied only with --dns. */
-      dns: z.array(z.string()).optional(),
-    })
-    .optional(),
-  /** Who the bundle is for; informational. */
-  device: z.strictObject({ user: z.string().optional(), name: z.string().optional() }).optional(),
+// docs/bundle.md: keys unknown *inside known tables* are ignored (later versions add optional keys
+// without bumping `version`); they are still reported by name, as warnings, so a typo is visible.
+// Unknown top-level keys and tables are errors.
+const serverSchema = z.object({
+  endpoints: z.array(z.string()).min(1),
+  server_name: z.string().min(1),
+  template_path: z.string().optional(),
 });
+const tunnelSchema = z.object({
+  mtu: z.number().int().optional(),
+  ipv4: z.string().optional(),
+  ipv6: z.string().optional(),
+  /** Resolvers to use while the tunnel is up, applied only with --dns. Not in docs/bundle.md v1. */
+  dns: z.array(z.string()).optional(),
+});
+const fecSchema = z.object({
+  enabled: z.boolean().optional(),
+  block_size: z.number().int().min(1).max(255).optional(),
+  redundancy_percent: z.number().int().min(0).max(100).optional(),
+});
+const tlsSchema = z.object({
+  ca: pem,
+  cert: pem,
+  /** Absent when the bundle was exported from a CSR: the key then comes from --key. */
+  key: pem.optional(),
+});
+const schema = z.strictObject({
+  version: z.number().int(),
+  user: z.string().optional(),
+  device: z.string().optional(),
+  server: serverSchema,
+  tunnel: tunnelSchema.optional(),
+  fec: fecSchema.optional(),
+  tls: tlsSchema,
+});
+const tables = { server: serverSchema, tunnel: tunnelSchema, fec: fecSchema, tls: tlsSchema };
 
 export interface Endpoint {
   readonly host: string;
@@ -59,7 +66,8 @@ export interface Bundle {
   readonly source: string;
   readonly endpoints: readonly Endpoint[];
   readonly serverName: string;
-  readonly template: string;
+  /** Path of the URI template; the full template is built per endpoint (uriTemplate()). */
+  readonly templatePath: string;
   readonly mtu: number;
   readonly fec: FecPreference;
   readonly dns: readonly string[];
@@ -69,6 +77,21 @@ export interface Bundle {
   /** Subject of the client certificate, for logs and status. */
   readonly subject: string;
   readonly certExpires: Date;
+  /** "user/device" when the bundle names them. */
+  readonly identity: string | undefined;
+  /** Keys ignored as unknown (forward compatibility), by full name. */
+  readonly ignoredKeys: readonly string[];
+}
+
+/**
+ * The CONNECT-IP URI template for one endpoint (docs/bundle.md): https://server_name:port + path.
+ * An absolute `https://` template (from --template) is used as written: its authority is what
+ * goes into :authority, byte for byte (PROTOCOL.md §10.1 item 4).
+ */
+export function uriTemplate(serverName: string, port: number, pathOrTemplate: string): string {
+  if (/^https:\/\//i.test(pathOrTemplate)) return pathOrTemplate;
+  const host = serverName.includes(':') ? `[${serverName}]` : serverName;
+  return `https://${host}:${port}${pathOrTemplate}`;
 }
 
 function issuePath(path: readonly PropertyKey[]): string {
@@ -191,16 +214,34 @@ function checkValidity(
   }
 }
 
+/** Keys present in known tables that the schema does not know, as "table.key". */
+function ignoredKeys(raw: unknown): string[] {
+  if (typeof raw !== 'object' || raw === null) return [];
+  const out: string[] = [];
+  for (const [table, shape] of Object.entries(tables)) {
+    const value = (raw as Record<string, unknown>)[table];
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+    for (const key of Object.keys(value)) {
+      if (!(key in shape.shape)) out.push(`${table}.${key}`);
+    }
+  }
+  return out;
+}
+
+export interface ParseOptions {
+  /** Validity reference for the certificates. */
+  readonly now?: Date;
+  /** PEM key to use when the bundle carries none (exported from a CSR; --key). */
+  readonly keyPem?: string;
+  /** Name of where keyPem came from, for messages. */
+  readonly keySource?: string;
+}
+
 /**
- * Parses and validates bundle text: schema, endpoints, template, MTU, and the certificates
- * (readable, key matches, within validity, issued by the bundle's CA). `keyFileText` reads a
- * `key_file` (injected for tests); `now` is the validity reference.
+ * Parses and validates bundle text (docs/bundle.md v1): schema, endpoints, template path, MTU,
+ * and the certificates (readable, key matches, within validity, issued by the bundle's CA).
  */
-export function parseBundle(
-  text: string,
-  source: string,
-  options: { now?: Date; readKeyFile?: (path: string) => string } = {},
-): Bundle {
+export function parseBundle(text: string, source: string, options: ParseOptions = {}): Bundle {
   const now = options.now ?? new Date();
   let raw: unknown;
   try {
@@ -212,21 +253,35 @@ export function parseBundle(
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw schemaError(parsed.error, source);
   const b = parsed.data;
-
-  const endpointTexts = b.server.endpoints ?? (b.server.endpoint ? [b.server.endpoint] : []);
-  if (endpointTexts.length === 0) {
-    throw new BundleError(`${source}: missing key server.endpoint`, 'server.endpoint');
-  }
-  if (b.server.endpoint && b.server.endpoints) {
+  if (b.version !== BUNDLE_VERSION) {
     throw new BundleError(
-      `${source}: give server.endpoint or server.endpoints, not both`,
-      'server.endpoints',
+      `${source}: bundle format version ${b.version} is not supported (this client reads ${BUNDLE_VERSION})`,
+      'version',
     );
   }
-  const key = b.server.endpoints ? 'server.endpoints' : 'server.endpoint';
-  const endpoints = endpointTexts.map((e) => parseEndpoint(e, key, source));
-  const template = checkTemplate(b.server.template ?? DEFAULT_TEMPLATE, 'server.template', source);
+
+  const endpoints = b.server.endpoints.map((e) => parseEndpoint(e, 'server.endpoints', source));
+  const templatePath = checkTemplate(
+    b.server.template_path ?? DEFAULT_TEMPLATE,
+    'server.template_path',
+    source,
+  );
+  if (templatePath.startsWith('https:')) {
+    throw new BundleError(
+      `${source}: server.template_path must be a path starting with /`,
+      'server.template_path',
+    );
+  }
   const mtu = checkMtu(b.tunnel?.mtu ?? DEFAULT_MTU, 'tunnel.mtu', source);
+  for (const key of ['ipv4', 'ipv6'] as const) {
+    const value = b.tunnel?.[key];
+    if (value !== undefined && isIP(value) !== (key === 'ipv4' ? 4 : 6)) {
+      throw new BundleError(
+        `${source}: tunnel.${key} "${value}" is not an ${key === 'ipv4' ? 'IPv4' : 'IPv6'} address`,
+        `tunnel.${key}`,
+      );
+    }
+  }
   const dns = b.tunnel?.dns ?? [];
   for (const server of dns) {
     if (isIP(server) === 0) {
@@ -236,22 +291,17 @@ export function parseBundle(
 
   let keyPem: string;
   let keyName: string;
-  if (b.tls.key !== undefined && b.tls.key_file !== undefined) {
-    throw new BundleError(`${source}: give tls.key or tls.key_file, not both`, 'tls.key_file');
-  } else if (b.tls.key !== undefined) {
+  if (b.tls.key !== undefined) {
     keyPem = b.tls.key;
     keyName = 'tls.key';
-  } else if (b.tls.key_file !== undefined) {
-    keyName = 'tls.key_file';
-    const read = options.readKeyFile ?? ((p: string) => readFileSync(p, 'utf8'));
-    try {
-      keyPem = read(b.tls.key_file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new CertificateError(`${source}: tls.key_file ${b.tls.key_file}: ${code}`, keyName);
-    }
+  } else if (options.keyPem !== undefined) {
+    keyPem = options.keyPem;
+    keyName = options.keySource ?? '--key';
   } else {
-    throw new BundleError(`${source}: missing key tls.key`, 'tls.key');
+    throw new BundleError(
+      `${source}: missing key tls.key (a bundle exported from a CSR needs --key FILE)`,
+      'tls.key',
+    );
   }
 
   const cas = parseCertificates(b.tls.ca, 'tls.ca', source);
@@ -276,16 +326,22 @@ export function parseBundle(
   return {
     source,
     endpoints,
-    serverName: b.server.name ?? endpoints[0].host,
-    template,
+    serverName: b.server.server_name,
+    templatePath,
     mtu,
-    fec: b.tunnel?.fec ?? 'auto',
+    fec: {
+      enabled: b.fec?.enabled ?? false,
+      blockSize: b.fec?.block_size ?? 10,
+      redundancyPercent: b.fec?.redundancy_percent ?? 20,
+    },
     dns,
     caPem: b.tls.ca,
     certPem: b.tls.cert,
     keyPem,
     subject: oneLine(cert.subject),
     certExpires: new Date(cert.validTo),
+    identity: b.user !== undefined ? `${b.user}/${b.device ?? 'default'}` : undefined,
+    ignoredKeys: ignoredKeys(raw),
   };
 }
 
@@ -331,24 +387,34 @@ export async function resolveEndpoints(
   );
 }
 
-/** Reads, validates and resolves a bundle file. */
-export async function loadBundle(
-  path: string,
-  options: { now?: Date; timeoutMs?: number; lookup?: Lookup } = {},
-): Promise<{ bundle: Bundle; endpoints: ResolvedEndpoint[] }> {
-  let text: string;
+function readOrFail(path: string, what: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
-    throw new BundleError(`${path}: cannot read the bundle (${why ?? 'unreadable'})`);
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (code ?? 'unreadable');
+    throw new BundleError(`${path}: cannot read the ${what} (${why})`);
   }
-  const base = dirname(resolvePath(path));
+}
+
+/** Reads, validates and resolves a bundle file; `keyFile` supplies the key of a CSR bundle. */
+export async function loadBundle(
+  path: string,
+  options: { now?: Date; timeoutMs?: number; lookup?: Lookup; keyFile?: string } = {},
+): Promise<{ bundle: Bundle; endpoints: ResolvedEndpoint[] }> {
+  const text = readOrFail(path, 'bundle');
+  const keyPem = options.keyFile === undefined ? undefined : readOrFail(options.keyFile, 'key');
   const bundle = parseBundle(text, path, {
     now: options.now,
-    // A relative key_file is relative to the bundle, not to wherever the client was started.
-    readKeyFile: (p) => readFileSync(resolvePath(base, p), 'utf8'),
+    keyPem,
+    keySource: options.keyFile,
   });
   const endpoints = await resolveEndpoints(bundle.endpoints, options);
   return { bundle, endpoints };

@@ -244,7 +244,7 @@ async function ignoreMissing(action: Promise<void>): Promise<void> {
   } catch (err) {
     if (
       err instanceof CommandError &&
-      /No such process|Cannot find device|does not exist|Cannot assign requested address/.test(
+      /No such process|Cannot find device|does not exist|Cannot assign requested address|Address not found/.test(
         err.stderr,
       )
     ) {

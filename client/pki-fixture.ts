@@ -127,6 +127,7 @@ function str(value: string): string {
 }
 
 export interface BundleParts {
+  version?: number;
   endpoint?: string;
   name?: string;
   template?: string;
@@ -135,26 +136,35 @@ export interface BundleParts {
   key?: string;
   mtu?: number;
   dns?: string[];
+  /** Lines placed before the first table (top-level keys). */
+  top?: string;
+  /** Lines appended inside [tls], the last table. */
   extra?: string;
+  /** Key names to leave out (e.g. "key", "endpoints", "version"). */
   omit?: string[];
 }
 
-/** Bundle text with the given parts; `omit` drops keys by name (e.g. "key", "endpoint"). */
+/** Bundle text in the docs/bundle.md v1 layout, with the given parts. */
 export function bundleText(pki: Pki, parts: BundleParts = {}): string {
   const omit = new Set(parts.omit ?? []);
   const line = (key: string, value: string): string => (omit.has(key) ? '' : `${key} = ${value}\n`);
   return (
-    '[server]\n' +
-    line('endpoint', str(parts.endpoint ?? '127.0.0.1:4433')) +
-    line('name', str(parts.name ?? 'vpn.test')) +
-    (parts.template === undefined ? '' : line('template', str(parts.template))) +
+    line('version', String(parts.version ?? 1)) +
+    'user = "alice"\ndevice = "laptop"\n' +
+    (parts.top ?? '') +
+    '\n[server]\n' +
+    line('endpoints', JSON.stringify([parts.endpoint ?? '127.0.0.1:4433'])) +
+    line('server_name', str(parts.name ?? 'vpn.test')) +
+    (parts.template === undefined ? '' : line('template_path', str(parts.template))) +
+    '\n[tunnel]\n' +
+    line('mtu', String(parts.mtu ?? 1280)) +
+    line('ipv4', str('10.77.0.2')) +
+    (parts.dns ? line('dns', JSON.stringify(parts.dns)) : '') +
+    '\n[fec]\nenabled = false\nblock_size = 10\nredundancy_percent = 20\n' +
     '\n[tls]\n' +
     line('ca', str(parts.ca ?? pki.ca.certPem)) +
     line('cert', str(parts.cert ?? pki.client.certPem)) +
     line('key', str(parts.key ?? pki.client.keyPem)) +
-    '\n[tunnel]\n' +
-    line('mtu', String(parts.mtu ?? 1280)) +
-    (parts.dns ? line('dns', JSON.stringify(parts.dns)) : '') +
     (parts.extra ?? '')
   );
 }

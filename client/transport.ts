@@ -9,8 +9,12 @@ export interface TransportSettings {
   readonly endpoints: readonly ResolvedEndpoint[];
   /** TLS server name (SNI and certificate verification). */
   readonly serverName: string;
-  /** URI template (path + query, or absolute); sent with :authority exactly as written (§10.1 item 4). */
-  readonly template: string;
+  /**
+   * URI template path (`/…`), or an absolute `https://` template from --template. The template
+   * for an endpoint is uriTemplate(serverName, endpoint.port, templatePath) (bundle.ts): its
+   * authority goes into :authority byte for byte (PROTOCOL.md §10.1 item 4).
+   */
+  readonly templatePath: string;
   readonly caPem: string;
   readonly certPem: string;
   readonly keyPem: string;
@@ -27,7 +31,14 @@ export interface ResolvedEndpoint {
   readonly addresses: readonly string[];
 }
 
-export type FecPreference = 'off' | 'xor' | 'reed-solomon' | 'auto';
+/** FEC the client offers (docs/bundle.md [fec]). */
+export interface FecPreference {
+  readonly enabled: boolean;
+  /** Data packets per block. */
+  readonly blockSize: number;
+  /** Repair packets as a share of data packets, in %. */
+  readonly redundancyPercent: number;
+}
 
 /** Events a live tunnel reports. Given to connect() so nothing that arrives early is lost. */
 export interface TunnelEvents {
