@@ -71,9 +71,9 @@ test('xor: block size shrinks as loss grows, within the ratio bounds', () => {
     minRatio: 0.05,
     maxRatio: 0.5,
   });
-  let s = drive(a, 0.002, 20, { datagramsSent: 0, datagramsLost: 0 });
+  const s = drive(a, 0.002, 20, { datagramsSent: 0, datagramsLost: 0 });
   const low = a.current;
-  s = drive(a, 0.05, 30, s);
+  drive(a, 0.05, 30, s);
   const high = a.current;
   assert.equal(low.m, 1);
   assert.ok(low.k > high.k, `${low.k} vs ${high.k}`);
