@@ -18,6 +18,7 @@ export interface DoorbellHandle {
 
 const SLEEPING = 0;
 const SEQUENCE = 1;
+const PENDING = 2;
 /** Int32 words one doorbell occupies (a whole cache line, so ringers do not false-share). */
 export const DOORBELL_WORDS = 16;
 
@@ -36,12 +37,14 @@ export class Doorbell {
   private readonly words: Int32Array;
   private readonly sleeping: number;
   private readonly sequence: number;
+  private readonly pending: number;
 
   constructor(handle: DoorbellHandle) {
     this.handle = handle;
     this.words = new Int32Array(handle.buffer);
     this.sleeping = handle.index + SLEEPING;
     this.sequence = handle.index + SEQUENCE;
+    this.pending = handle.index + PENDING;
     if (handle.index < 0 || handle.index + DOORBELL_WORDS > this.words.length)
       throw new RangeError(`doorbell index ${handle.index} outside its buffer`);
   }
@@ -62,8 +65,12 @@ export class Doorbell {
     Atomics.notify(this.words, this.sequence, 1);
   }
 
-  /** Wake the sleeper unconditionally (a stop request, say), whether or not it announced itself. */
+  /**
+   * Wake the sleeper unconditionally (a stop request, say). If it is not asleep yet, its next
+   * sleep returns at once: the wake is remembered until one sleep consumes it.
+   */
   wake(): void {
+    Atomics.store(this.words, this.pending, 1);
     Atomics.add(this.words, this.sequence, 1);
     Atomics.notify(this.words, this.sequence);
   }
@@ -84,14 +91,27 @@ export class Doorbell {
 
   /** Sleeper, step 2 (worker threads): block until rung or `timeoutMs` passes. */
   sleep(sequence: number, timeoutMs: number): void {
-    Atomics.wait(this.words, this.sequence, sequence, timeoutMs);
+    // `wake` stores PENDING before bumping the sequence, and `prepare` read the sequence before
+    // this exchange: a wake that this exchange misses has changed the sequence we wait on.
+    if (Atomics.exchange(this.words, this.pending, 0) === 0)
+      Atomics.wait(this.words, this.sequence, sequence, timeoutMs);
     Atomics.store(this.words, this.sleeping, 0);
   }
 
   /** Sleeper, step 2 (event loop): resolve when rung or after `timeoutMs`. */
   async sleepAsync(sequence: number, timeoutMs: number): Promise<void> {
-    const r = waitAsync(this.words, this.sequence, sequence, timeoutMs);
-    if (r.async) await r.value;
+    if (Atomics.exchange(this.words, this.pending, 0) === 0) {
+      const r = waitAsync(this.words, this.sequence, sequence, timeoutMs);
+      if (r.async) {
+        // A pending waitAsync does not keep Node's event loop alive; this timer does.
+        const keepAlive = setTimeout(() => {}, timeoutMs);
+        try {
+          await r.value;
+        } finally {
+          clearTimeout(keepAlive);
+        }
+      }
+    }
     Atomics.store(this.words, this.sleeping, 0);
   }
 }

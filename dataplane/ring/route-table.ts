@@ -186,25 +186,22 @@ export class RouteTable {
     this.lock();
     try {
       const w = this.w;
-      let i = this.start(family);
-      let free = -1;
-      for (let probes = 0; probes <= this.mask; probes++) {
-        const base = HEADER + i * BUCKET;
-        const state = w[base + STATE];
-        if (state === EMPTY) {
-          if (free < 0) free = base;
-          break;
-        }
-        if (state === TOMBSTONE) {
-          if (free < 0) free = base;
-        } else if (this.matches(base, family)) {
-          this.writeBucket(base, family, shard, session);
-          return false;
-        }
-        i = (i + 1) & this.mask;
+      let found = this.locate(family);
+      if (found >= 0) {
+        this.writeBucket(found, family, shard, session);
+        return false;
       }
-      const reusesTombstone = free >= 0 && w[free + STATE] === TOMBSTONE;
-      if (free < 0 || (!reusesTombstone && (w[USED] + 1) * 4 > this.capacity * 3))
+      const limit = (this.capacity * 3) >> 2;
+      if (w[LIVE] + 1 > limit) throw new RouteTableFullError(this.capacity);
+      if (w[-found - 1 + STATE] === EMPTY && w[USED] + 1 > limit) {
+        // Tombstones crowd the table: empty those no probe chain needs, then look again.
+        this.purgeTombstones();
+        found = this.locate(family);
+      }
+      const free = -found - 1;
+      const reusesTombstone = w[free + STATE] === TOMBSTONE;
+      // Never fill the last empty bucket: probe chains for absent keys must end somewhere.
+      if (!reusesTombstone && w[USED] + 1 >= this.capacity)
         throw new RouteTableFullError(this.capacity);
       if (!reusesTombstone) Atomics.add(w, USED, 1);
       this.writeBucket(free, family, shard, session);
@@ -213,6 +210,65 @@ export class RouteTable {
     } finally {
       this.unlock();
     }
+  }
+
+  /**
+   * Writers only. The bucket (base word index) holding `this.key`, or, if absent, `-(base + 1)` of
+   * where to insert it: the first tombstone on its probe chain, else the empty bucket ending it.
+   */
+  private locate(family: number): number {
+    const w = this.w;
+    let i = this.start(family);
+    let free = -1;
+    for (let probes = 0; probes <= this.mask; probes++) {
+      const base = HEADER + i * BUCKET;
+      const state = w[base + STATE];
+      if (state === EMPTY) return -(free >= 0 ? free : base) - 1;
+      if (state === TOMBSTONE) {
+        if (free < 0) free = base;
+      } else if (this.matches(base, family)) return base;
+      i = (i + 1) & this.mask;
+    }
+    if (free < 0) throw new RouteTableFullError(this.capacity);
+    return -free - 1;
+  }
+
+  /**
+   * Writers only. Turn a tombstone back into an empty bucket when no live key's probe chain runs
+   * through it, i.e. every live key between it and the next empty bucket has its home after it.
+   * Lock-free readers stay correct: no lookup of a live key passes through an emptied bucket.
+   */
+  private purgeTombstones(): void {
+    const w = this.w;
+    for (let t = 0; t <= this.mask; t++) {
+      if (w[HEADER + t * BUCKET + STATE] !== TOMBSTONE) continue;
+      let needed = false;
+      for (let j = (t + 1) & this.mask; j !== t; j = (j + 1) & this.mask) {
+        const base = HEADER + j * BUCKET;
+        const state = w[base + STATE];
+        if (state === EMPTY) break;
+        if (state === TOMBSTONE) continue;
+        const home = this.homeOf(base);
+        // Home cyclically within (t, j]: the key's chain starts after the tombstone.
+        if (((home - t - 1) & this.mask) > ((j - t - 1) & this.mask)) {
+          needed = true;
+          break;
+        }
+      }
+      if (needed) continue;
+      this.setState(HEADER + t * BUCKET, EMPTY);
+      Atomics.sub(w, USED, 1);
+    }
+  }
+
+  private homeOf(base: number): number {
+    const w = this.w;
+    const a = w[base + KEY];
+    return (
+      (w[base + STATE] === IPV4
+        ? hashV4(a)
+        : hashV6(a, w[base + KEY + 1], w[base + KEY + 2], w[base + KEY + 3])) >>> this.shift
+    );
   }
 
   /**
