@@ -68,6 +68,10 @@ export interface EndpointHandlers {
   onHandshake?(conn: Connection): void;
   onStreamData?(conn: Connection, streamId: number, data: Buffer, fin: boolean): void;
   onStreamReset?(conn: Connection, streamId: number, code: number): void;
+  /**
+   * The peer sent STOP_SENDING; the transport has answered with RESET_STREAM. ngtcp2 1.11 reports
+   * this only when a write is refused, and without the peer's code: `code` is then 2^62.
+   */
   onStopSending?(conn: Connection, streamId: number, code: number): void;
   /** The stream is closed in both directions; its id will not be seen again. */
   onStreamClose?(conn: Connection, streamId: number, code: number): void;

@@ -50,9 +50,6 @@ int cb_stream_close(ngtcp2_conn *, uint32_t flags, int64_t sid, uint64_t code, v
 int cb_stream_reset(ngtcp2_conn *, int64_t sid, uint64_t, uint64_t code, void *ud, void *) {
   return self(ud)->on_stream_reset(sid, code);
 }
-int cb_stream_stop_sending(ngtcp2_conn *, int64_t sid, uint64_t code, void *ud, void *) {
-  return self(ud)->on_stream_stop_sending(sid, code);
-}
 int cb_extend_max_stream_data(ngtcp2_conn *, int64_t sid, uint64_t, void *ud, void *) {
   return self(ud)->on_extend_max_stream_data(sid);
 }
@@ -112,7 +109,6 @@ ngtcp2_callbacks make_callbacks(bool server) {
   cb.acked_stream_data_offset = cb_acked_stream_data;
   cb.stream_close = cb_stream_close;
   cb.stream_reset = cb_stream_reset;
-  cb.stream_stop_sending = cb_stream_stop_sending;
   cb.extend_max_stream_data = cb_extend_max_stream_data;
   cb.extend_max_local_streams_bidi = cb_extend_max_streams;
   cb.extend_max_local_streams_uni = cb_extend_max_streams;
@@ -220,8 +216,11 @@ void Connection::fill_settings(ngtcp2_settings *s, uint64_t ts) {
   s->max_tx_udp_payload_size = kMaxUdpPayload;
   s->no_tx_udp_payload_size_shaping = 1;
   s->handshake_timeout = cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
-  s->max_window = cfg.connection_window * 4;
-  s->max_stream_window = cfg.stream_window * 4;
+  // Window auto-tuning only when credit returns on delivery; with manual credit the window is
+  // exactly what the application granted.
+  int grow = cfg.manual_stream_credit ? 1 : 4;
+  s->max_window = cfg.connection_window * grow;
+  s->max_stream_window = cfg.stream_window * grow;
 }
 
 void Connection::fill_params(ngtcp2_transport_params *p) {
@@ -609,6 +608,12 @@ void Connection::write(uint64_t ts) {
         continue;
       }
       if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR || nwrite == NGTCP2_ERR_STREAM_NOT_FOUND) {
+        // ngtcp2 1.11 answers a peer's STOP_SENDING with RESET_STREAM by itself and has no
+        // callback for it: a refused write on a stream we did not reset is how we learn of it.
+        if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR && !s->reset_local) {
+          on_stream_stop_sending(sid, kUnknownCode);
+          s->reset_local = true;
+        }
         s->round_skip = true;
         s->sent = s->written;
         s->fin_sent = true;
@@ -705,6 +710,7 @@ int Connection::reset_stream(int64_t sid, uint64_t code) {
   int rv = ngtcp2_conn_shutdown_stream_write(conn_, 0, sid, code);
   auto it = streams_.find(sid);
   if (it != streams_.end()) {
+    it->second.reset_local = true;
     it->second.sent = it->second.written;
     it->second.fin = it->second.fin_sent = true;
   }

@@ -29,6 +29,9 @@ constexpr size_t kDatagramOverhead = 1 + kCidLen + 4 + 16 + 1 + 4;
 constexpr size_t kMaxDatagram = kMaxUdpPayload - kDatagramOverhead;
 // UDP GSO: at most 64 segments and 64 KiB per sendmsg.
 constexpr size_t kMaxGsoPackets = 44;
+// Error code reported when ngtcp2 does not tell us the peer's (STOP_SENDING). 2^62 is beyond
+// every QUIC varint, so it cannot collide with a real code.
+constexpr uint64_t kUnknownCode = 1ull << 62;
 
 struct CidKey {
   uint8_t len = 0;
@@ -168,7 +171,8 @@ class Connection {
     bool fin = false;                         // JS asked for FIN
     bool fin_sent = false;
     bool blocked = false;  // stream flow control: skip until ngtcp2 extends it
-    bool round_skip = false;  // nothing more to do for it in this write pass
+    bool round_skip = false;
+    bool reset_local = false;  // nothing more to do for it in this write pass
     bool pending() const { return !blocked && (sent < written || (fin && !fin_sent)); }
   };
 
