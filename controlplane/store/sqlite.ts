@@ -129,7 +129,7 @@ const SESSION_SELECT = `
 
 export class SqliteStore implements Store {
   readonly #db: Db;
-  readonly leases: StoreLeases;
+  readonly leases: SqliteLeases;
   readonly #stmt: ReturnType<typeof prepare>;
 
   constructor(options: SqliteStoreOptions) {
@@ -533,6 +533,10 @@ export class SqliteStore implements Store {
     );
   }
 
+  async endSessionsOfPrevious(name: string, currentId: string, at: number): Promise<number> {
+    return this.#stmt.endPrevious.run(at, name, currentId).changes;
+  }
+
   async createJoinToken(tokenHash: string, expiresAt: number): Promise<void> {
     this.#stmt.insertToken.run(tokenHash, expiresAt);
   }
@@ -580,11 +584,15 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    this.leases.flushCursors();
+    this.#db.close();
   }
 }
 
-class SqliteLeases implements StoreLeases {
+export class SqliteLeases implements StoreLeases {
+  readonly #db: Db;
+  readonly #pendingCursors = new Map<IpFamily, string>();
   readonly #find: Statement;
   readonly #taken: Statement;
   readonly #insert: Statement;
@@ -597,6 +605,7 @@ class SqliteLeases implements StoreLeases {
   readonly #ofDevice: Statement;
 
   constructor(db: Db) {
+    this.#db = db;
     this.#find = db.prepare('SELECT address FROM leases WHERE device_id = ? AND family = ?');
     this.#taken = db.prepare('SELECT 1 FROM leases WHERE address = ?');
     this.#insert = db.prepare(
@@ -629,7 +638,10 @@ class SqliteLeases implements StoreLeases {
 
   insert(deviceId: string, family: IpFamily, address: string): void {
     try {
-      this.#insert.run(Number(deviceId), family, address, Date.now());
+      this.#db.transaction(() => {
+        this.#insert.run(Number(deviceId), family, address, Date.now());
+        this.#flushCursors();
+      })();
     } catch (err) {
       if (isSqliteError(err) && err.code === 'SQLITE_CONSTRAINT_UNIQUE') {
         if (err.message.includes('leases.address')) {
@@ -654,11 +666,27 @@ class SqliteLeases implements StoreLeases {
   }
 
   loadCursor(family: IpFamily): string | undefined {
+    const pending = this.#pendingCursors.get(family);
+    if (pending !== undefined) return pending;
     return (this.#loadCursor.get(family) as { next: string } | undefined)?.next;
   }
 
+  /**
+   * The cursor is a hint (a stale one costs probes, never correctness), so it is not worth a
+   * commit and an fsync of its own: it rides along with the next lease insert, or with close().
+   */
   saveCursor(family: IpFamily, address: string): void {
-    this.#saveCursor.run(family, address);
+    this.#pendingCursors.set(family, address);
+  }
+
+  /** Writes pending cursors (inside the caller's transaction when there is one). */
+  flushCursors(): void {
+    this.#flushCursors();
+  }
+
+  #flushCursors(): void {
+    for (const [family, next] of this.#pendingCursors) this.#saveCursor.run(family, next);
+    this.#pendingCursors.clear();
   }
 
   async list(q: { family?: IpFamily; after: number; limit: number }): Promise<LeaseRecord[]> {
@@ -798,6 +826,9 @@ function prepare(db: Db) {
       ON CONFLICT(id) DO UPDATE SET name = excluded.name, version = excluded.version,
         listen = excluded.listen, workers = excluded.workers, last_seen_at = excluded.last_seen_at`),
     getDataPlane: db.prepare('SELECT * FROM dataplanes WHERE id = ?'),
+    endPrevious: db.prepare(`
+      UPDATE sessions SET ended_at = ?
+      WHERE ended_at IS NULL AND dataplane_id IN (SELECT id FROM dataplanes WHERE name = ? AND id <> ?)`),
     insertToken: db.prepare('INSERT INTO join_tokens (token_hash, expires_at) VALUES (?, ?)'),
     useToken: db.prepare(
       'UPDATE join_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?',

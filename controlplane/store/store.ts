@@ -232,6 +232,11 @@ export interface Store {
   // data planes, join tokens, sessions
   upsertDataPlane(dp: DataPlaneRecord): Promise<void>;
   getDataPlane(id: string): Promise<DataPlaneRecord | undefined>;
+  /**
+   * Ends the live sessions of earlier registrations of the data plane `name` (a restarted data
+   * plane has lost them); returns how many.
+   */
+  endSessionsOfPrevious(name: string, currentId: string, at: number): Promise<number>;
   createJoinToken(tokenHash: string, expiresAt: number): Promise<void>;
   /** Marks the token used; false if unknown, used or expired. */
   consumeJoinToken(tokenHash: string, at: number): Promise<boolean>;

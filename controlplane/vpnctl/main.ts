@@ -1,3 +1,7 @@
-// Entry point placeholder: replaced when its issue lands.
-process.stderr.write('controlplane/vpnctl/main: not implemented yet\n');
-process.exitCode = 2;
+// `vpnctl`: the control plane's admin CLI (see cli.ts).
+import { run } from './cli.js';
+
+process.exitCode = await run(process.argv.slice(2), {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+});

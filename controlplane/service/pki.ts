@@ -1,0 +1,142 @@
+// The control plane's view of its CA: loaded from the store (or imported, or created on first
+// start), and the handful of issuing and checking operations the services need, over `cert/`.
+// The CA key is read from the store into this process only; no RPC ever returns it.
+//
+// Key generation and signing go through WebCrypto, which Node runs on its libuv thread pool, so a
+// bulk import does not block the event loop and needs no extra worker pool.
+import {
+  CertError,
+  createCa,
+  createCrl,
+  importCa,
+  issueAdminCertificate,
+  issueClientCertificate,
+  issueServerCertificate,
+  readCertificate,
+  signCsr,
+  verifyCertificate,
+  type CertificateAuthority,
+  type CertificateInfo,
+  type CertificateProfile,
+  type IssuedCertificate,
+} from '../../cert/index.js';
+import type { Store } from '../store/store.js';
+import { invalidArgument } from './errors.js';
+
+export { CertError, readCertificate, type CertificateInfo };
+
+export interface IssuedLeaf {
+  serial: string;
+  certPem: string;
+  /** Absent when the caller supplied a CSR and keeps its key. */
+  keyPem?: string;
+  notBefore: number;
+  notAfter: number;
+  fingerprint: string;
+}
+
+const DATAPLANE_IDENTITY_PREFIX = 'dataplane:';
+
+export class Pki {
+  private constructor(readonly ca: CertificateAuthority) {}
+
+  /**
+   * The stored CA; else the one in `importFrom` (stored for next time); else a new one. Two
+   * control planes starting together on one database agree: the first stored CA wins.
+   */
+  static async open(
+    store: Store,
+    options: { importFrom?: { certPem: string; keyPem: string }; commonName?: string } = {},
+  ): Promise<{ pki: Pki; created: boolean; imported: boolean }> {
+    const stored = await store.loadCa();
+    if (stored !== undefined) {
+      return {
+        pki: new Pki(await importCa(stored.certPem, stored.keyPem)),
+        created: false,
+        imported: false,
+      };
+    }
+    const ca =
+      options.importFrom !== undefined
+        ? await importCa(options.importFrom.certPem, options.importFrom.keyPem)
+        : await createCa({ commonName: options.commonName });
+    const won = await store.saveCa({ certPem: ca.certPem, keyPem: ca.keyPem }, Date.now());
+    if (!won) return Pki.open(store);
+    return {
+      pki: new Pki(ca),
+      created: options.importFrom === undefined,
+      imported: options.importFrom !== undefined,
+    };
+  }
+
+  get caPem(): string {
+    return this.ca.certPem;
+  }
+
+  async issueClient(identity: string, csrPem: string, days: number): Promise<IssuedLeaf> {
+    if (csrPem !== '') return this.#sign(csrPem, { kind: 'client', identity }, days);
+    return leaf(await issueClientCertificate(this.ca, identity, { days }));
+  }
+
+  async issueAdmin(identity: string, csrPem: string, days: number): Promise<IssuedLeaf> {
+    if (csrPem !== '') return this.#sign(csrPem, { kind: 'admin', identity }, days);
+    return leaf(await issueAdminCertificate(this.ca, identity, { days }));
+  }
+
+  /** A data plane's gRPC client certificate (its role is recorded by serial in the store). */
+  async issueDataPlane(name: string, csrPem: string, days: number): Promise<IssuedLeaf> {
+    return this.#sign(
+      csrPem,
+      { kind: 'client', identity: `${DATAPLANE_IDENTITY_PREFIX}${name}` },
+      days,
+    );
+  }
+
+  async issueServer(
+    serverName: string,
+    ipAddresses: string[],
+    csrPem: string,
+    days: number,
+  ): Promise<IssuedLeaf> {
+    if (csrPem !== '') {
+      return this.#sign(csrPem, { kind: 'server', serverName, ipAddresses }, days);
+    }
+    return leaf(await issueServerCertificate(this.ca, serverName, ipAddresses, { days }));
+  }
+
+  /** Chain, validity and purpose against this CA; throws CertError with the reason. */
+  verifyClient(der: Uint8Array): Promise<CertificateInfo> {
+    return verifyCertificate(der, this.ca, { purpose: 'client' });
+  }
+
+  async crl(entries: { serial: string; revokedAt: number }[]): Promise<string> {
+    const crl = await createCrl(
+      this.ca,
+      entries.map((e) => ({ serial: e.serial, revokedAt: new Date(e.revokedAt) })),
+    );
+    return crl.pem;
+  }
+
+  async #sign(csrPem: string, profile: CertificateProfile, days: number): Promise<IssuedLeaf> {
+    try {
+      return leaf(await signCsr(this.ca, csrPem, profile, { days }));
+    } catch (err) {
+      if (err instanceof CertError) {
+        throw invalidArgument(`certificate request rejected: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+}
+
+function leaf(c: IssuedCertificate & { keyPem?: string }): IssuedLeaf {
+  const out: IssuedLeaf = {
+    serial: c.serial,
+    certPem: c.certPem,
+    notBefore: c.notBefore.getTime(),
+    notAfter: c.notAfter.getTime(),
+    fingerprint: c.fingerprint,
+  };
+  if (c.keyPem !== undefined) out.keyPem = c.keyPem;
+  return out;
+}
