@@ -145,17 +145,40 @@ class ClosedStreams {
 
 type RequestPhase = 'head' | 'body';
 
-interface RequestStream {
-  id: number;
-  phase: RequestPhase;
-  /** Extended CONNECT: datagrams and capsules, no trailers (RFC 9297 §3.2, RFC 9114 §4.4). */
-  extended: boolean;
+/** What a request stream's frames are handed to; one instance per connection. */
+interface RequestFrameHandler {
+  frameStart(req: RequestStream, type: number): void;
+  data(req: RequestStream, bytes: Uint8Array): void;
+  frame(req: RequestStream, type: number, payload: Uint8Array): void;
+}
+
+class RequestStream implements FrameSink {
+  phase: RequestPhase = 'head';
   /** Server: a final (non-1xx) response was sent. */
-  responded: boolean;
-  recvClosed: boolean;
-  sendClosed: boolean;
-  reader: FrameReader;
-  sink: FrameSink;
+  responded = false;
+  recvClosed = false;
+  sendClosed = false;
+  readonly reader: FrameReader;
+
+  constructor(
+    readonly id: number,
+    /** Extended CONNECT: datagrams and capsules, no trailers (RFC 9297 §3.2, RFC 9114 §4.4). */
+    public extended: boolean,
+    limits: FrameLimits,
+    private readonly handler: RequestFrameHandler,
+  ) {
+    this.reader = new FrameReader(limits);
+  }
+
+  frameStart(type: number): void {
+    this.handler.frameStart(this, type);
+  }
+  data(bytes: Uint8Array): void {
+    this.handler.data(this, bytes);
+  }
+  frame(type: number, payload: Uint8Array): void {
+    this.handler.frame(this, type, payload);
+  }
 }
 
 type PeerUniKind = 'unknownType' | 'control' | 'encoder' | 'decoder' | 'ignored';
@@ -496,7 +519,7 @@ export class H3Connection {
       }
     }
     if (req.recvClosed) return;
-    req.reader.push(bytes, req.sink);
+    req.reader.push(bytes, req);
     if (fin && !req.recvClosed) {
       req.reader.end();
       if (req.phase === 'head') {
@@ -512,25 +535,16 @@ export class H3Connection {
     }
   }
 
+  private readonly requestHandler: RequestFrameHandler = {
+    frameStart: (req, type) => this.requestFrameStart(req, type),
+    data: (req, bytes) => {
+      if (!req.recvClosed) this.events.push({ kind: 'data', streamId: req.id, data: bytes });
+    },
+    frame: (req, type, payload) => this.requestFrame(req, type, payload),
+  };
+
   private newRequest(id: number, extended: boolean): RequestStream {
-    const req: RequestStream = {
-      id,
-      phase: 'head',
-      extended,
-      responded: false,
-      recvClosed: false,
-      sendClosed: false,
-      reader: new FrameReader(this.limits),
-      sink: undefined as unknown as FrameSink,
-    };
-    req.sink = {
-      frameStart: (type) => this.requestFrameStart(req, type),
-      data: (bytes) => {
-        if (!req.recvClosed) this.events.push({ kind: 'data', streamId: req.id, data: bytes });
-      },
-      frame: (type, payload) => this.requestFrame(req, type, payload),
-    };
-    return req;
+    return new RequestStream(id, extended, this.limits, this.requestHandler);
   }
 
   private requestFrameStart(req: RequestStream, type: number): void {

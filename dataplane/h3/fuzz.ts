@@ -37,7 +37,7 @@ export interface FuzzOptions {
   iterations?: number;
   seed?: number;
   maxInputLength?: number;
-  /** An input running longer than this is reported as a hang (default 250 ms). */
+  /** An input running longer than this is reported as a hang (default 500 ms). */
   maxMsPerInput?: number;
   /** Heap growth over the run's start that counts as unbounded memory (default 256 MiB). */
   maxHeapGrowthBytes?: number;
@@ -153,7 +153,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 export function runFuzz(targets: FuzzTarget[], opts: FuzzOptions = {}): FuzzReport[] {
   const rng = new Rng(opts.seed ?? Date.now());
   const maxLength = opts.maxInputLength ?? 512;
-  const maxMs = opts.maxMsPerInput ?? 250;
+  const maxMs = opts.maxMsPerInput ?? 500;
   const maxGrowth = opts.maxHeapGrowthBytes ?? 256 * 1024 * 1024;
   const maxFailures = opts.maxFailures ?? 5;
   const perTargetMs =

@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { encodeVarint, readVarint, varintSize, VarintRangeError, writeVarint } from './varint.js';
+import {
+  encodeVarint,
+  readVarint,
+  varintSize,
+  varintSizeBigInt,
+  VarintRangeError,
+  writeVarint,
+  writeVarintBigInt,
+} from './varint.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 
@@ -42,4 +50,17 @@ test('decode(encode(x)) = x at every length', () => {
       assert.deepEqual(readVarint(wide, 0), { value: v, length: 8 });
     }),
   );
+});
+
+test('PROTOCOL.md §1.2 values used by this project encode exactly', () => {
+  const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  assert.equal(toHex(encodeVarint(0x33)), '33');
+  assert.equal(toHex(encodeVarint(0x276)), '4276');
+  assert.equal(toHex(encodeVarint(1281)), '4501');
+  const big = new Uint8Array(8);
+  assert.equal(writeVarintBigInt(big, 0, 2n ** 62n - 4n), 8);
+  assert.equal(toHex(big), 'fffffffffffffffc');
+  assert.equal(varintSizeBigInt(2n ** 62n - 4n), 8);
+  assert.equal(varintSizeBigInt(37n), 1);
+  assert.throws(() => writeVarintBigInt(big, 0, 2n ** 62n), VarintRangeError);
 });
