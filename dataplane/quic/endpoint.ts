@@ -263,11 +263,14 @@ export class Connection {
     return this.closed ? -1 : this.native.openStream(this.id, false);
   }
 
-  /** Queues a copy of `data` (kept until acknowledged); returns the stream's unacknowledged bytes. */
+  /**
+   * Queues a copy of `data` (kept until acknowledged); returns the stream's unacknowledged bytes
+   * (0 once the connection is closing). Throws QuicError for an unknown or finished stream.
+   */
   writeStream(streamId: number, data: Uint8Array, fin = false): number {
     if (this.closed) throw new QuicError('connection is closed', 'ERR_QUIC_CLOSED');
     const r = this.call(() => this.native.writeStream(this.id, streamId, data, fin));
-    if (r === -1) throw new QuicError('connection is closing', 'ERR_QUIC_CLOSED');
+    if (r === -1) return 0; // closing: the data goes nowhere, onClose follows
     if (r === -2) throw new QuicError(`stream ${streamId} is not writable`, 'ERR_QUIC_NO_STREAM');
     if (r === -3) throw new QuicError(`stream ${streamId} already finished`, 'ERR_QUIC_STREAM_FIN');
     return r;
