@@ -1,3 +1,109 @@
-// Entry point placeholder: replaced when its issue lands.
-process.stderr.write('dataplane/main: not implemented yet\n');
-process.exitCode = 2;
+// `dataplane`: the server daemon's command line. Parses flags and the config file into one
+// validated configuration, then hands over to the supervisor. User errors are one line, exit 1.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { buildConfig, ConfigError, loadConfigFile, type DataplaneConfig } from './daemon/config.js';
+
+function integer(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return Number(value);
+  };
+}
+
+const program = new Command('dataplane')
+  .description(
+    [
+      'masque-vpn data plane: terminates QUIC + HTTP/3 CONNECT-IP tunnels and forwards their IP',
+      'packets through a TUN device. Shards connections over worker threads sharing one UDP port.',
+      'It fetches its server certificate, the CA, the address pools and settings from the control',
+      'plane, and asks it to authorize every tunnel.',
+    ].join('\n'),
+  )
+  .option(
+    '-c, --config <file>',
+    'TOML config file (keys as the long flags, with _; unknown keys are errors)',
+  )
+  .option('--control <address>', 'control plane: unix:PATH or HOST:PORT', undefined)
+  .option('--listen <host:port>', 'UDP address for QUIC (default 0.0.0.0:4433)')
+  .option(
+    '-w, --workers <n>',
+    'shard worker threads (default: number of cores)',
+    integer('--workers'),
+  )
+  .option('--tun <name>', 'TUN device name (default mqvpn0)')
+  .option('--mtu <bytes>', 'TUN MTU (default 1280)', integer('--mtu'))
+  .option('--nat', 'enable forwarding and masquerading for the client pools (undone on exit)')
+  .option(
+    '--drain <seconds>',
+    'on SIGTERM, how long clients get to leave after GOAWAY (default 5)',
+    integer('--drain'),
+  )
+  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .addOption(
+    new Option('--log-level <level>', 'log level').choices([
+      'trace',
+      'debug',
+      'info',
+      'warn',
+      'error',
+      'fatal',
+    ]),
+  )
+  .addHelpText(
+    'after',
+    [
+      '',
+      'Examples:',
+      '  dataplane --control unix:./var/mq/control.sock --listen 0.0.0.0:4433 --workers 2',
+      '  dataplane --config /etc/masque-vpn/dataplane.toml --metrics 127.0.0.1:9091',
+      '',
+      'Signals: SIGTERM/SIGINT send GOAWAY, drain, then remove the TUN; SIGHUP reloads the log level.',
+    ].join('\n'),
+  )
+  .showHelpAfterError('(run dataplane --help for usage)')
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+program.parse(process.argv);
+const opts = program.opts<{
+  config?: string;
+  control?: string;
+  listen?: string;
+  workers?: number;
+  tun?: string;
+  mtu?: number;
+  nat?: boolean;
+  drain?: number;
+  metrics?: string;
+  logLevel?: DataplaneConfig['log_level'];
+}>();
+
+let config: DataplaneConfig;
+try {
+  const fileText = opts.config === undefined ? undefined : loadConfigFile(opts.config);
+  config = buildConfig(
+    fileText,
+    {
+      control: opts.control,
+      listen: opts.listen,
+      workers: opts.workers,
+      tun_name: opts.tun,
+      mtu: opts.mtu,
+      nat: opts.nat,
+      drain_seconds: opts.drain,
+      metrics: opts.metrics,
+      log_level: opts.logLevel,
+    },
+    opts.config,
+  );
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`dataplane: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const { runDataplane } = await import('./daemon/supervisor.js');
+process.exitCode = await runDataplane(config, opts.config);

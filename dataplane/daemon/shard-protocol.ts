@@ -1,0 +1,64 @@
+// Messages between the supervisor (main thread) and a shard worker. Structured-clone plain data.
+import type { RingHandle } from '../ring/spsc.js';
+import type { RouteTableHandle } from '../ring/route-table.js';
+import type { PolicyRuleInput } from './policy.js';
+import type { ShardReport } from './report.js';
+
+export interface ShardInit {
+  role: 'shard';
+  shard: number;
+  shards: number;
+  host: string;
+  port: number;
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  serverName: string;
+  idleTimeoutMs: number;
+  keepAliveMs: number;
+  cc: 'bbr' | 'cubic';
+  mtu: number;
+  /** Extra request paths besides the RFC 9484 default template. */
+  paths: string[];
+  toShard: RingHandle;
+  toWriter: RingHandle;
+  routes: RouteTableHandle;
+  reportIntervalMs: number;
+  logLevel: string;
+}
+
+/** What the control plane decided for one tunnel, reduced to what a shard needs. */
+export type AuthorizeReply =
+  | {
+      kind: 'allowed';
+      sessionId: string;
+      client: string;
+      deviceId: number;
+      certSerial: string;
+      addresses: string[];
+      routes: string[];
+      rules: PolicyRuleInput[];
+      defaultAllow: boolean;
+    }
+  | { kind: 'denied'; status: 401 | 403; message: string }
+  | { kind: 'unavailable'; message: string };
+
+export type ToShard =
+  | { type: 'authorized'; id: number; reply: AuthorizeReply }
+  | { type: 'kick'; sessionIds: string[]; reason: string }
+  | { type: 'revoke'; serials: string[]; deviceId: number; sessionIds: string[] }
+  | {
+      type: 'policy';
+      sessionId: string;
+      rules: PolicyRuleInput[];
+      defaultAllow: boolean;
+      routes: string[];
+    }
+  | { type: 'drain' }
+  | { type: 'stop' };
+
+export type FromShard =
+  | { type: 'ready'; shard: number }
+  | { type: 'authorize'; id: number; certDer: Uint8Array; remote: string }
+  | ShardReport
+  | { type: 'stopped'; shard: number; sessions: number };

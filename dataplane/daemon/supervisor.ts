@@ -1,0 +1,410 @@
+// The data plane's main thread: gets its certificate and settings from the control plane, creates
+// the TUN device and the rings, starts the TUN threads and the shard workers, answers the shards'
+// authorisation requests, relays control-plane events, aggregates metrics and shuts everything
+// down in order. It never touches a packet.
+import { hostname } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import type { Server } from 'node:http';
+import { pino, type Logger } from 'pino';
+import {
+  DenialReason,
+  type Allowed,
+  type DataPlaneConfig,
+  type WatchEvent,
+} from '../../proto/gen/masque/v1/dataplane.js';
+import { PolicyAction, type PolicyRule } from '../../proto/gen/masque/v1/common.js';
+import type { SessionReport } from '../../proto/gen/masque/v1/dataplane.js';
+import { createRingPlane } from '../ring/plane.js';
+import { createRouteTable } from '../ring/route-table.js';
+import { RingMonitor } from '../ring/spsc.js';
+import { TunDevice, TunError } from '../tun/device.js';
+import { TunThreads } from '../tun/threads.js';
+import { splitHostPort, type DataplaneConfig } from './config.js';
+import { ControlError, ControlLink, type AuthorizeOutcome } from './control.js';
+import { DataplaneMetrics } from './metrics.js';
+import { applyNat, NatError, type AppliedNat } from './nat.js';
+import type { PolicyRuleInput } from './policy.js';
+import type { ShardReport } from './report.js';
+import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
+
+const VERSION = '0.1.0';
+const REPORT_INTERVAL_MS = 1000;
+const CONTROL_REPORT_INTERVAL_MS = 5000;
+
+class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+function toRuleInput(r: PolicyRule): PolicyRuleInput {
+  return {
+    action: r.action === PolicyAction.POLICY_ACTION_ALLOW ? 'allow' : 'deny',
+    prefix: r.prefix,
+    protocol: r.protocol,
+    portFrom: r.portFrom,
+    portTo: r.portTo,
+    priority: r.priority,
+  };
+}
+
+/** Routes a client gets: its policy's routes plus the server's own tunnel addresses (the gateway). */
+function clientRoutes(routes: string[], gateways: string[]): string[] {
+  const all = new Set(routes);
+  for (const g of gateways) all.add(g.includes(':') ? `${g}/128` : `${g}/32`);
+  return [...all];
+}
+
+function denialStatus(reason: DenialReason): 401 | 403 {
+  return reason === DenialReason.DENIAL_REASON_BAD_CERTIFICATE ? 401 : 403;
+}
+
+interface ShardHandle {
+  worker: Worker;
+  id: number;
+  ready: boolean;
+  sessions: number;
+}
+
+export async function runDataplane(config: DataplaneConfig, configFile?: string): Promise<number> {
+  const log: Logger = pino(
+    { level: config.log_level, base: { component: 'dataplane' } },
+    pino.destination({ dest: 2, sync: true }),
+  );
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log.warn({ err }, 'cleanup step failed');
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    return await serve(config, log, cleanups, cleanup, configFile);
+  } catch (err) {
+    await cleanup();
+    if (
+      err instanceof StartupError ||
+      err instanceof ControlError ||
+      err instanceof TunError ||
+      err instanceof NatError
+    ) {
+      log.fatal(err.message);
+      process.stderr.write(`dataplane: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function serve(
+  config: DataplaneConfig,
+  log: Logger,
+  cleanups: Array<() => Promise<void> | void>,
+  cleanup: () => Promise<void>,
+  configFile: string | undefined,
+): Promise<number> {
+  const { host, port } = splitHostPort(config.listen);
+  const metrics = new DataplaneMetrics();
+
+  // 1. Control plane: who we are, our certificate, the pools.
+  const control = new ControlLink(config.control);
+  cleanups.push(() => control.close());
+  const name = hostname();
+  log.info({ control: config.control }, 'fetching configuration from the control plane');
+  const dp: DataPlaneConfig = await control.fetchConfig(name);
+  if (dp.pools.length === 0)
+    throw new StartupError('the control plane has no address pool configured');
+  const dataplaneId = await control.register(name, config.listen, config.workers, VERSION);
+  const gateways = dp.pools.map((p) => p.serverAddress);
+  const tunAddresses = dp.pools.map((p) => `${p.serverAddress}/${p.cidr.split('/')[1]}`);
+
+  // 2. TUN device, rings, TUN threads.
+  const tun = await TunDevice.open({
+    name: config.tun_name,
+    mtu: config.mtu,
+    addresses: tunAddresses,
+  });
+  cleanups.push(() => tun.close());
+  log.info({ tun: tun.name, addresses: tunAddresses, mtu: config.mtu }, 'TUN device up');
+  let nat: AppliedNat | undefined;
+  if (config.nat) {
+    nat = await applyNat({ pools: dp.pools.map((p) => p.cidr), tun: tun.name });
+    cleanups.push(() => nat?.undo());
+    log.info({ pools: dp.pools.map((p) => p.cidr) }, 'forwarding and masquerading enabled');
+  }
+  const plane = createRingPlane({ shards: config.workers });
+  const routes = createRouteTable();
+  let fatal: ((why: string) => void) | undefined;
+  const threads = await TunThreads.start({
+    fd: tun.fd,
+    plane,
+    routes,
+    onUnexpectedExit: (thread, error) =>
+      fatal?.(`${thread} thread died: ${error?.message ?? 'exit'}`),
+  });
+  cleanups.push(() => threads.stop());
+
+  // 3. Shards.
+  const shardFile = fileURLToPath(new URL('./shard.js', import.meta.url));
+  const shards: ShardHandle[] = [];
+  const sessionsByDevice = new Map<number, string>();
+  const sessionReports = new Map<string, SessionReport>();
+  let stopping = false;
+
+  const broadcast = (msg: ToShard) => {
+    for (const s of shards) s.worker.postMessage(msg);
+  };
+
+  const toReply = (outcome: AuthorizeOutcome): AuthorizeReply => {
+    if (outcome.kind === 'unavailable') return { kind: 'unavailable', message: outcome.message };
+    if (outcome.kind === 'denied') {
+      return {
+        kind: 'denied',
+        status: denialStatus(outcome.reason as DenialReason),
+        message: outcome.message,
+      };
+    }
+    const a: Allowed = outcome.allowed;
+    return {
+      kind: 'allowed',
+      sessionId: a.sessionId,
+      client: `${a.user}/${a.device}`,
+      deviceId: a.deviceId,
+      certSerial: a.certSerial,
+      addresses: [a.ipv4, a.ipv6].filter((x) => x !== ''),
+      routes: clientRoutes(a.routes, gateways),
+      rules: a.rules.map(toRuleInput),
+      defaultAllow: a.defaultAction === PolicyAction.POLICY_ACTION_ALLOW,
+    };
+  };
+
+  const onShardMessage = (shard: ShardHandle, msg: FromShard) => {
+    switch (msg.type) {
+      case 'ready':
+        shard.ready = true;
+        return;
+      case 'authorize':
+        void control.authorize(msg.certDer, msg.remote).then((outcome) => {
+          const reply = toReply(outcome);
+          if (reply.kind === 'allowed') {
+            // A device has one live tunnel: the newest replaces any older one, wherever it is.
+            const old = sessionsByDevice.get(reply.deviceId);
+            if (old !== undefined && old !== reply.sessionId) {
+              broadcast({
+                type: 'kick',
+                sessionIds: [old],
+                reason: 'replaced by a new connection',
+              });
+            }
+            sessionsByDevice.set(reply.deviceId, reply.sessionId);
+          } else {
+            log.info(
+              { remote: msg.remote, outcome: reply.kind, why: reply.message },
+              'tunnel not authorized',
+            );
+          }
+          shard.worker.postMessage({ type: 'authorized', id: msg.id, reply } satisfies ToShard);
+        });
+        return;
+      case 'report':
+        onReport(shard, msg);
+        return;
+      case 'stopped':
+        return;
+    }
+  };
+
+  const onReport = (shard: ShardHandle, r: ShardReport) => {
+    metrics.apply(r);
+    shard.sessions = r.sessions.length;
+    for (const s of r.sessions) {
+      sessionReports.set(s.sessionId, {
+        sessionId: s.sessionId,
+        ended: false,
+        stats: {
+          bytesIn: s.bytesIn,
+          bytesOut: s.bytesOut,
+          packetsIn: s.packetsIn,
+          packetsOut: s.packetsOut,
+          rttMs: s.rttSeconds * 1000,
+          loss: s.lossRatio,
+          fecRepairSent: 0,
+          fecRecovered: s.fecRecovered,
+          droppedSpoofed: s.spoofedDropped,
+          droppedPolicy: s.policyDropped,
+        },
+      });
+    }
+  };
+
+  const exited = new Promise<string>((resolve) => {
+    fatal = resolve;
+  });
+
+  for (let i = 0; i < config.workers; i++) {
+    const init: ShardInit = {
+      role: 'shard',
+      shard: i,
+      shards: config.workers,
+      host,
+      port,
+      certPem: dp.serverCertPem,
+      keyPem: dp.serverKeyPem,
+      caPem: dp.caPem,
+      serverName: dp.serverName,
+      idleTimeoutMs: config.quic.idle_timeout_ms,
+      keepAliveMs: config.quic.keepalive_ms,
+      cc: config.quic.cc,
+      mtu: config.mtu,
+      paths: config.paths,
+      toShard: plane.toShard[i],
+      toWriter: plane.toWriter[i],
+      routes,
+      reportIntervalMs: REPORT_INTERVAL_MS,
+      logLevel: config.log_level,
+    };
+    const worker = new Worker(shardFile, { workerData: init });
+    const handle: ShardHandle = { worker, id: i, ready: false, sessions: 0 };
+    worker.on('message', (m: FromShard) => onShardMessage(handle, m));
+    worker.on('error', (err) => fatal?.(`shard ${i} failed: ${err.message}`));
+    worker.on('exit', (code) => {
+      if (!stopping) fatal?.(`shard ${i} exited (code ${code})`);
+    });
+    shards.push(handle);
+  }
+  cleanups.push(async () => {
+    await Promise.all(shards.map((s) => s.worker.terminate()));
+  });
+  const readyBy = Date.now() + 15_000;
+  while (!shards.every((s) => s.ready)) {
+    if (Date.now() > readyBy) throw new StartupError('shard workers did not start within 15 s');
+    const failed = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20))]);
+    if (failed !== undefined) throw new StartupError(failed);
+  }
+
+  // 4. Control-plane events, stats, metrics.
+  control.on('watch', (e: WatchEvent) => {
+    if (e.kick) broadcast({ type: 'kick', sessionIds: e.kick.sessionIds, reason: e.kick.reason });
+    if (e.revoked) {
+      broadcast({
+        type: 'revoke',
+        serials: e.revoked.serials,
+        deviceId: e.revoked.deviceId,
+        sessionIds: e.revoked.sessionIds,
+      });
+    }
+    if (e.policy) {
+      broadcast({
+        type: 'policy',
+        sessionId: e.policy.sessionId,
+        rules: e.policy.rules.map(toRuleInput),
+        defaultAllow: e.policy.defaultAction === PolicyAction.POLICY_ACTION_ALLOW,
+        routes: clientRoutes(e.policy.routes, gateways),
+      });
+    }
+  });
+  control.on('down', (why) =>
+    log.warn({ why }, 'control plane link lost; new tunnels are refused until it is back'),
+  );
+  control.on('up', () => log.info('control plane link up'));
+  control.startWatch();
+
+  const monitors = [...plane.toShard, ...plane.toWriter].map((h) => new RingMonitor(h));
+  const ringNames = [
+    ...plane.toShard.map((_, i) => `tun_to_shard${i}`),
+    ...plane.toWriter.map((_, i) => `shard${i}_to_tun`),
+  ];
+  let lastTun: Record<string, number> = {};
+  const statsTimer = setInterval(() => {
+    monitors.forEach((m, i) => metrics.ringDepth.set({ ring: ringNames[i] }, m.depth()));
+    const tunNow = threads.counters() as Record<string, number>;
+    const delta = (k: string) => Math.max(0, (tunNow[k] ?? 0) - (lastTun[k] ?? 0));
+    metrics.tunPackets.inc({ op: 'read' }, delta('readPackets'));
+    metrics.tunPackets.inc({ op: 'write' }, delta('writePackets'));
+    metrics.tunErrors.inc({ op: 'read' }, delta('readErrors'));
+    metrics.tunErrors.inc({ op: 'write' }, delta('writeErrors'));
+    lastTun = tunNow;
+  }, REPORT_INTERVAL_MS);
+  cleanups.push(() => clearInterval(statsTimer));
+
+  const reportTimer = setInterval(() => {
+    const batch = [...sessionReports.values()];
+    sessionReports.clear();
+    if (batch.length === 0) return;
+    void control.report(batch).then((unknown) => {
+      if (unknown.length > 0)
+        broadcast({ type: 'kick', sessionIds: unknown, reason: 'unknown to the control plane' });
+    });
+  }, CONTROL_REPORT_INTERVAL_MS);
+  cleanups.push(() => clearInterval(reportTimer));
+
+  let metricsServer: Server | undefined;
+  if (config.metrics !== undefined) {
+    const m = splitHostPort(config.metrics);
+    metricsServer = await metrics.serve(m.host, m.port);
+    cleanups.push(() => new Promise<void>((r) => metricsServer?.close(() => r())));
+  }
+
+  log.info(
+    {
+      listen: config.listen,
+      workers: config.workers,
+      dataplaneId,
+      serverName: dp.serverName,
+      metrics: config.metrics,
+    },
+    'data plane ready',
+  );
+
+  // 5. Run until a signal or a fatal error.
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  process.on('SIGHUP', () => {
+    // Only the log level can change without a restart; everything else is bound to sockets/devices.
+    if (configFile === undefined) return log.info('SIGHUP: no config file to reload');
+    log.info({ configFile }, 'SIGHUP: reload requested (log level only)');
+  });
+  const why = await Promise.race([signalled, exited.then((w) => `fatal: ${w}`)]);
+  stopping = true;
+  const failed = why.startsWith('fatal');
+  if (failed) log.error(why);
+  else
+    log.info(
+      { signal: why, drainSeconds: config.drain_seconds },
+      'shutting down: GOAWAY to every client',
+    );
+
+  // 6. Drain: GOAWAY, then wait for clients to leave or the drain time to pass.
+  if (!failed && config.drain_seconds > 0) {
+    broadcast({ type: 'drain' });
+    const until = Date.now() + config.drain_seconds * 1000;
+    while (Date.now() < until && shards.some((s) => s.sessions > 0)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  broadcast({ type: 'stop' });
+  await Promise.race([
+    Promise.all(
+      shards.map(
+        (s) =>
+          new Promise<void>((r) => {
+            s.worker.once('message', (m: FromShard) => m.type === 'stopped' && r());
+            s.worker.once('exit', () => r());
+          }),
+      ),
+    ),
+    new Promise((r) => setTimeout(r, 3000)),
+  ]);
+  await cleanup();
+  log.info('data plane stopped; TUN removed');
+  return failed ? 1 : 0;
+}
