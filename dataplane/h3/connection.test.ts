@@ -304,8 +304,10 @@ test('our client against a quiche-like server: QPACK capacity offered, Huffman r
     ),
     false,
   );
+  c.streamData(3, encodeFrame(0x1f * 9 + 0x21, hex('01 02 03')), false); // GREASE frame
   c.streamData(7, hex('02'), false);
   c.streamData(11, hex('03'), false);
+  c.streamData(15, hex('52 0d 00'), false); // GREASE stream type 0x1f * 148 + 0x21
   const id = c.request(CONNECT_IP);
   const sent = drain(c);
   assert.ok(
@@ -731,6 +733,19 @@ test('§10.2: datagram for a stream not yet open or already closed → dropped s
   const d = drain(s);
   assert.deepEqual(d.actions, []);
   assert.equal(s.closed, false);
+});
+
+test('prepareDatagram writes the QSID into caller headroom, or refuses with -1', () => {
+  const c = client();
+  const buf = new Uint8Array(16);
+  assert.equal(c.prepareDatagram(0, buf, 3), -1, 'no such stream yet');
+  c.request(CONNECT_IP);
+  c.request(CONNECT_IP);
+  assert.equal(c.prepareDatagram(4, buf, 3), 4);
+  assert.equal(buf[3], 0x01);
+  c.resetStream(4, H3ErrorCode.REQUEST_CANCELLED);
+  assert.equal(c.prepareDatagram(4, buf, 3), -1, 'send side closed');
+  assert.ok(!drain(c).actions.some((a) => a.kind === 'datagram'), 'nothing queued');
 });
 
 test('receiveDatagram reuses one target object (no allocation per packet)', () => {

@@ -476,6 +476,19 @@ export class H3Connection {
   }
 
   /**
+   * Zero-copy send path: checks that a datagram may go out on `streamId` and writes its quarter
+   * stream ID at `offset` of the caller's buffer (reserve `datagramHeaderSize(streamId)` bytes of
+   * headroom). Returns where the payload must start, or -1 when the datagram must be dropped. The
+   * caller hands the finished buffer to QUIC itself; no action is queued.
+   */
+  prepareDatagram(streamId: number, buf: Uint8Array, offset: number): number {
+    if (!this.canSendDatagrams()) return -1;
+    const req = this.requests.get(streamId);
+    if (!req || req.sendClosed || !req.extended) return -1;
+    return writeDatagramHeader(buf, offset, streamId);
+  }
+
+  /**
    * Sends GOAWAY. Server: `id` is the first request stream it will not process (default: the next
    * one the client would open); pass GOAWAY_MAX_ID first for a two-phase shutdown. Client: a push
    * ID (default 0; we never allow pushes). IDs may only decrease.
