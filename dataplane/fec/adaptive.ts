@@ -21,6 +21,8 @@ export interface AdaptiveOptions {
   quietTicks?: number;
   /** Weight of the history in the loss estimate per observation, 0..1. */
   memory?: number;
+  /** Counters at the start; without it the first tick only records a baseline. */
+  baseline?: LossSample;
 }
 
 /** Cumulative counters, sampled at each tick; the controller works on the differences. */
@@ -69,6 +71,7 @@ export class AdaptiveRedundancy {
     this.quietTicks = o.quietTicks ?? 10;
     this.memory = o.memory ?? 0.8;
     this.plan = { k: o.maxK, m: 0, ratio: 0, lossEstimate: 0 };
+    if (o.baseline !== undefined) this.last = withDefaults(o.baseline);
   }
 
   get current(): FecPlan {
@@ -77,12 +80,7 @@ export class AdaptiveRedundancy {
 
   /** Feeds one sample (e.g. every 100–250 ms) and returns the plan to apply from the next block. */
   tick(sample: LossSample): FecPlan {
-    const s: Required<LossSample> = {
-      dataPacketsReceived: 0,
-      packetsRecovered: 0,
-      unrecoverableBlocks: 0,
-      ...sample,
-    };
+    const s = withDefaults(sample);
     const prev = this.last;
     this.last = s;
     if (prev === undefined) return this.plan;
@@ -107,7 +105,10 @@ export class AdaptiveRedundancy {
     if (this.quiet >= this.quietTicks || p === 0) {
       this.plan = { k: this.o.maxK, m: 0, ratio: 0, lossEstimate: p };
     } else {
-      this.plan = { ...this.shapeFor(Math.min(p * this.burst, 0.5)), lossEstimate: p };
+      // Plan for the upper edge of the estimate (≈ 2σ over the packets it rests on): a low
+      // estimate costs delivered loss, a high one only a little bandwidth.
+      const upper = p + 2 * Math.sqrt((p * (1 - p)) / Math.max(this.totalEw, 1));
+      this.plan = { ...this.shapeFor(Math.min(upper * this.burst, 0.5)), lossEstimate: p };
     }
     return this.plan;
   }
@@ -134,6 +135,10 @@ export class AdaptiveRedundancy {
     }
     return { k, m, ratio: m / k };
   }
+}
+
+function withDefaults(s: LossSample): Required<LossSample> {
+  return { dataPacketsReceived: 0, packetsRecovered: 0, unrecoverableBlocks: 0, ...s };
 }
 
 /**

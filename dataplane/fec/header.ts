@@ -97,12 +97,16 @@ export function decodeFecHeader(buf: Uint8Array): FecHeader {
   return readFecHeader(buf, { scheme: SCHEME_XOR, blockId: 0, index: 0, k: 1, m: 1 });
 }
 
+function isByte(v: number): boolean {
+  return (v & 0xff) === v;
+}
+
 /** Writes the header at dst[off..off+6); returns the bytes written. */
 export function writeFecHeader(h: FecHeader, dst: Uint8Array, off = 0): number {
   if (!Number.isInteger(h.blockId) || h.blockId < 0 || h.blockId > 0xffff) {
     throw new FecHeaderError('out-of-range', `block id ${h.blockId} is not 16 bits`);
   }
-  if (![h.k, h.m, h.index].every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) {
+  if (!isByte(h.k) || !isByte(h.m) || !isByte(h.index)) {
     throw new FecHeaderError('out-of-range', 'K, M and index are 8-bit fields');
   }
   checkShape(h.scheme, h.k, h.m, h.index);
