@@ -157,20 +157,24 @@ bool UdpSocket::open(const std::string &host, int port, bool reuse_port, int buf
 
 bool UdpSocket::attach_shard_program(unsigned shard_count, size_t cid_len, std::string *err) {
   // Offsets are into the UDP payload (the kernel pulls the UDP header before running it).
-  //  0: A = pkt[0]
-  //  1: long header (0x80)? -> 2 : 6
-  //  2: A = pkt[5] (DCID length)      3: != cid_len -> 9 (hash)
-  //  4: A = pkt[6] (DCID[0])          5: -> 7
-  //  6: A = pkt[1] (short header DCID[0])
-  //  7: A >= shard_count -> 9         8: return A (socket index)
-  //  9: return 0xffffffff (out of range: the kernel falls back to its hash)
+  // Long header: DCID[0] % shard_count. Our own CIDs carry the shard in byte 0, so Handshake and
+  //   retransmitted Initial packets reach the owner, and a client's random first DCID spreads
+  //   new connections over the shards (its retransmissions follow, same DCID).
+  // Short header: DCID[0] if it is a shard id, else the kernel's 4-tuple hash.
+  //  0: A = pkt[0]                     1: long header (0x80)? -> 2 : 7
+  //  2: A = pkt[5] (DCID length)       3: == 0 -> 10
+  //  4: A = pkt[6] (DCID[0])           5: A %= shard_count        6: return A
+  //  7: A = pkt[1] (DCID[0])           8: A >= shard_count -> 10  9: return A
+  // 10: return 0xffffffff (out of range: the kernel falls back to its hash)
+  (void)cid_len;
   sock_filter code[] = {
       BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
-      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80, 0, 4),
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80, 0, 5),
       BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 5),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(cid_len), 0, 5),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, 0),
       BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
-      BPF_STMT(BPF_JMP | BPF_JA, 1),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, shard_count),
+      BPF_STMT(BPF_RET | BPF_A, 0),
       BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),
       BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, shard_count, 1, 0),
       BPF_STMT(BPF_RET | BPF_A, 0),
