@@ -796,6 +796,26 @@ test('§10.1 item 19: reset with any code is reported as reset; STOP_SENDING res
   assert.throws(() => s.sendData(0, hex('00')), H3UsageError);
 });
 
+test('a request stream reset or stopped before its HEADERS completed is dropped whole', () => {
+  const s = server();
+  feed(s, 0, hex('01 05 00'));
+  s.streamReset(0, 0x10c);
+  let d = drain(s);
+  assert.deepEqual(d.events, []);
+  assert.deepEqual(d.actions, [
+    { kind: 'resetStream', streamId: 0, code: H3ErrorCode.REQUEST_CANCELLED },
+  ]);
+  assert.deepEqual(feed(s, 0, headersFrame(CONNECT_IP)).events, [], 'forgotten');
+  feed(s, 4, hex('01 05 00'));
+  s.stopSending(4, 0x10c);
+  d = drain(s);
+  assert.deepEqual(d.actions, [
+    { kind: 'resetStream', streamId: 4, code: 0x10c },
+    { kind: 'stopSending', streamId: 4, code: 0x10c },
+  ]);
+  assert.deepEqual(feed(s, 4, headersFrame(CONNECT_IP)).events, []);
+});
+
 test('resetStream sends RESET_STREAM and STOP_SENDING', () => {
   const c = client();
   const id = c.request(CONNECT_IP);

@@ -344,7 +344,12 @@ export class H3Connection {
     if (!req || req.recvClosed) return;
     req.recvClosed = true;
     req.reader.halt();
-    if (this.appKnows(req)) this.events.push({ kind: 'reset', streamId, code });
+    if (!this.appKnows(req)) {
+      // Cancelled before its request was complete: nobody above will ever close our side.
+      this.closeRequest(req, H3ErrorCode.REQUEST_CANCELLED);
+      return;
+    }
+    this.events.push({ kind: 'reset', streamId, code });
     this.maybeForget(req);
   }
 
@@ -357,9 +362,14 @@ export class H3Connection {
     }
     const req = this.requests.get(streamId);
     if (!req || req.sendClosed) return;
+    if (!this.appKnows(req)) {
+      // We could never answer this request: drop it whole.
+      this.closeRequest(req, code);
+      return;
+    }
     req.sendClosed = true;
     this.actions.push({ kind: 'resetStream', streamId, code });
-    if (this.appKnows(req)) this.events.push({ kind: 'stopSending', streamId, code });
+    this.events.push({ kind: 'stopSending', streamId, code });
     this.maybeForget(req);
   }
 
