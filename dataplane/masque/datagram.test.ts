@@ -1,50 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  ContextIdError,
-  ContextRegistry,
-  readQuarterStreamId,
-  writeDatagramPayload,
-  writeQuarterStreamId,
-} from './datagram.js';
-import { DatagramError, H3_DATAGRAM_ERROR } from './errors.js';
+import { readQuarterStreamId, writeDatagramHeader } from '../h3/datagram.js';
+import { ContextIdError, ContextRegistry, writeDatagramPayload } from './datagram.js';
 import { hex, toHex } from './fixtures.js';
-
-test('§5 quarter stream IDs: stream 0 → 00, 4 → 01, 44 → 0b', () => {
-  const buf = new Uint8Array(8);
-  for (const [sid, b] of [
-    [0, '00'],
-    [4, '01'],
-    [44, '0b'],
-  ] as const) {
-    const n = writeQuarterStreamId(buf, 0, sid);
-    assert.equal(toHex(buf.subarray(0, n)), b);
-    assert.deepEqual(readQuarterStreamId(buf.subarray(0, n)), { streamId: sid, payloadOffset: 1 });
-  }
-});
-
-test('§10.2 QUIC DATAGRAM payload too short for a QSID → connection error H3_DATAGRAM_ERROR', () => {
-  for (const data of [hex(''), hex('40'), hex('80 00 00'), hex('c0 00 00 00 00 00 00')]) {
-    assert.throws(
-      () => readQuarterStreamId(data),
-      (e: unknown) =>
-        e instanceof DatagramError && e.code === H3_DATAGRAM_ERROR && e.scope === 'connection',
-    );
-  }
-});
-
-test('§10.2 QSID > 2^60-1 → connection error H3_DATAGRAM_ERROR; 2^60-1 itself is legal', () => {
-  assert.throws(() => readQuarterStreamId(hex('d0 00 00 00 00 00 00 00')), DatagramError);
-  assert.equal(readQuarterStreamId(hex('cf ff ff ff ff ff ff ff 00')).payloadOffset, 8);
-});
 
 test('§5 example frame data 00 00 45 ...: QSID 0, context 0, IPv4 packet', () => {
   const data = hex('00 00 45 00 00 14');
-  const q = readQuarterStreamId(data);
+  const q = { qsid: -1, offset: -1 };
+  readQuarterStreamId(data, q);
+  assert.equal(q.qsid, 0);
   const got: string[] = [];
   const reg = new ContextRegistry('client', (b, o, l) => got.push(toHex(b.subarray(o, o + l))));
-  reg.dispatch(data, q.payloadOffset, data.length - q.payloadOffset);
+  reg.dispatch(data, q.offset, data.length - q.offset);
   assert.deepEqual(got, ['45000014']);
   const out = new Uint8Array(16);
   const n = writeDatagramPayload(out, 0, 0, hex('45000014'), 0, 4);
@@ -106,11 +74,12 @@ test('property: context ID + payload round-trips through write and dispatch', ()
         let got: Uint8Array | undefined;
         reg.register(id, (b, o, l) => (got = b.slice(o, o + l)));
         const out = new Uint8Array(220);
-        const q = writeQuarterStreamId(out, 0, sid * 4);
+        const q = writeDatagramHeader(out, 0, sid * 4);
         const n = writeDatagramPayload(out, q, id, payload, 0, payload.length);
-        const read = readQuarterStreamId(out.subarray(0, n));
-        assert.equal(read.streamId, sid * 4);
-        reg.dispatch(out, read.payloadOffset, n - read.payloadOffset);
+        const read = { qsid: -1, offset: -1 };
+        readQuarterStreamId(out.subarray(0, n), read);
+        assert.equal(read.qsid, sid);
+        reg.dispatch(out, read.offset, n - read.offset);
         assert.deepEqual(got, payload);
       },
     ),

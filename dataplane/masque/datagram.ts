@@ -1,37 +1,11 @@
-// HTTP Datagrams (RFC 9297 §2) as CONNECT-IP uses them (RFC 9484 §5–6): the quarter stream ID that
-// the HTTP/3 layer puts in front, the context ID inside, and a registry of context IDs so that an
-// extension (FEC) can own one without disturbing context 0.
+// HTTP Datagrams (RFC 9297 §2) as CONNECT-IP uses them (RFC 9484 §5–6): the context ID at the start
+// of the HTTP Datagram Payload, and a registry of context IDs so that an extension (FEC) can own
+// one without disturbing context 0. The quarter stream ID in front belongs to h3/datagram.ts.
 
-import { readVarint, varintSize, writeVarint } from '../h3/varint.js';
-import { DatagramError } from './errors.js';
+import { varintSize, writeVarint } from '../h3/varint.js';
 
 /** Context 0 carries a complete IP packet (RFC 9484 §6). */
 export const CONTEXT_ID_IP = 0;
-
-export interface QuarterStreamIdRead {
-  /** Request stream ID (quarter stream ID × 4). */
-  streamId: number;
-  /** Offset of the HTTP Datagram Payload in the QUIC DATAGRAM data. */
-  payloadOffset: number;
-}
-
-/**
- * Reads the quarter stream ID at the start of QUIC DATAGRAM data. A payload too short for it, or a
- * value above 2^60-1, is a connection error H3_DATAGRAM_ERROR (RFC 9297 §2.1).
- */
-export function readQuarterStreamId(data: Uint8Array, offset = 0): QuarterStreamIdRead {
-  const q = readVarint(data, offset);
-  if (!q) throw new DatagramError('datagram too short for a quarter stream ID');
-  // Judge by the top byte: 2^60-1 and 2^60 are the same double, so comparing values cannot work.
-  if (q.length === 8 && (data[offset] & 0x3f) >= 0x10)
-    throw new DatagramError('quarter stream ID above 2^60-1');
-  return { streamId: q.value * 4, payloadOffset: offset + q.length };
-}
-
-/** Writes the quarter stream ID of `streamId`; returns the offset after it. */
-export function writeQuarterStreamId(buf: Uint8Array, offset: number, streamId: number): number {
-  return writeVarint(buf, offset, Math.floor(streamId / 4));
-}
 
 /**
  * Reads a varint at `buf[offset..end)` without allocating (this runs once per packet). Returns the

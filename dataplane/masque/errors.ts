@@ -38,10 +38,3 @@ export class CapsuleError extends MasqueError {
     super(message, code, 'stream');
   }
 }
-
-/** A QUIC DATAGRAM whose quarter stream ID is missing or too large: H3_DATAGRAM_ERROR on the connection. */
-export class DatagramError extends MasqueError {
-  constructor(message: string) {
-    super(message, H3_DATAGRAM_ERROR, 'connection');
-  }
-}

@@ -43,12 +43,13 @@ export function buildConnectIpRequest(opts: ClientRequestOptions): HeaderList {
   const values: Record<string, string> = {};
   if (opts.target !== undefined) values.target = opts.target;
   if (opts.ipproto !== undefined) values.ipproto = opts.ipproto;
+  // The order of PROTOCOL.md §3.7, so the encoded block matches the reference bytes.
   return [
     [':method', 'CONNECT'],
-    [':protocol', opts.protocol ?? PROTOCOL_CONNECT_IP],
     [':scheme', 'https'],
     [':authority', t.authority],
     [':path', expandTemplate(t, values)],
+    [':protocol', opts.protocol ?? PROTOCOL_CONNECT_IP],
     ['capsule-protocol', '?1'],
     ...(opts.extraHeaders ?? []),
   ];

@@ -249,18 +249,10 @@ export abstract class Tunnel {
     this.events.onClosed?.(closed);
   }
 
+  /** One DATA frame per capsule, as quic-go writes them (and as PROTOCOL.md Appendix B shows). */
   protected sendCapsules(...capsules: Capsule[]): void {
     if (this.localFinished || this.stateValue === 'closed') return;
-    let n = 0;
-    const parts = capsules.map(encodeCapsule);
-    for (const p of parts) n += p.length;
-    const out = new Uint8Array(n);
-    n = 0;
-    for (const p of parts) {
-      out.set(p, n);
-      n += p.length;
-    }
-    this.output.sendData(out, false);
+    for (const c of capsules) this.output.sendData(encodeCapsule(c), false);
   }
 
   private onCapsule(c: Capsule): void {
