@@ -861,6 +861,9 @@ test('§10.1 item 20: graceful shutdown with two GOAWAYs, then close with H3_NO_
     { kind: 'closed', code: H3ErrorCode.NO_ERROR, reason: '', local: false },
   ]);
   assert.equal(s.closed, true);
+  s.sendData(id, hex('00')); // no-ops once closed
+  s.endStream(id);
+  assert.equal(s.pollAction(), undefined);
 });
 
 test('client GOAWAY carries push ID 0', () => {

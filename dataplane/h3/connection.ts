@@ -439,6 +439,7 @@ export class H3Connection {
   respond(streamId: number, headers: ReadonlyArray<readonly [string, string]>): void {
     if (this.role !== 'server') throw new H3UsageError('only a server responds');
     const req = this.sendable(streamId);
+    if (!req) return;
     if (req.responded) throw new H3UsageError('final response already sent');
     const status = Number(headerValue(headers, ':status'));
     if (!(status >= 100 && status <= 599))
@@ -451,6 +452,7 @@ export class H3Connection {
   /** Sends `bytes` as one DATA frame. */
   sendData(streamId: number, bytes: Uint8Array): void {
     const req = this.sendable(streamId);
+    if (!req) return;
     if (this.role === 'server' && !req.responded) {
       throw new H3UsageError('DATA before the response HEADERS');
     }
@@ -462,6 +464,7 @@ export class H3Connection {
   /** Finishes our side of the stream (FIN). */
   endStream(streamId: number): void {
     const req = this.sendable(streamId);
+    if (!req) return;
     req.sendClosed = true;
     this.actions.push({ kind: 'write', streamId, data: EMPTY, fin: true });
     this.maybeForget(req);
@@ -615,8 +618,9 @@ export class H3Connection {
     this.events.push({ kind: 'response', streamId: req.id, status, headers });
   }
 
-  private sendable(streamId: number): RequestStream {
-    if (this.isClosed) throw new H3UsageError('connection closed');
+  /** The stream to send on; undefined once the connection is closed (sends become no-ops). */
+  private sendable(streamId: number): RequestStream | undefined {
+    if (this.isClosed) return undefined;
     const req = this.requests.get(streamId);
     if (!req || req.sendClosed)
       throw new H3UsageError(`stream ${streamId} is not open for sending`);
