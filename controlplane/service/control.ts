@@ -213,6 +213,11 @@ export class ControlPlane {
     return sessions.length;
   }
 
+  /** Tells the data planes to close sessions the store has already ended. */
+  announceKick(sessions: SessionRecord[], reason: string): void {
+    this.hub.publish({ kick: { sessionIds: sessions.map((s) => s.id), reason } });
+  }
+
   async #endSessions(sessions: SessionRecord[]): Promise<void> {
     const at = this.now();
     for (const s of sessions) await this.store.endSession(s.id, at);

@@ -263,11 +263,9 @@ export async function authorize(
   }
   const policy = await cp.effectivePolicy(user.id);
   const at = cp.now();
-  // One live session per device: a reconnect replaces the previous session wherever it lives.
-  const previous = await cp.store.listSessions({ deviceId: device.id });
-  if (previous.length > 0) await cp.kick(previous, 'replaced by a new connection of the device');
   const sessionId = cp.newSessionId();
-  await cp.store.startSession({
+  // One live session per device: a reconnect replaces the previous session wherever it lives.
+  const replaced = await cp.store.startSession({
     id: sessionId,
     deviceId: device.id,
     dataplaneId,
@@ -278,7 +276,7 @@ export async function authorize(
     endedAt: null,
     stats: { ...EMPTY_STATS },
   });
-  await cp.store.touchDevice(device.id, at);
+  if (replaced.length > 0) cp.announceKick(replaced, 'replaced by a new connection of the device');
   return {
     allowed: {
       sessionId,

@@ -239,3 +239,53 @@ test('join tokens are single use and expire; CA is stored once', async () => {
   assert.deepEqual(await s.loadCa(), { certPem: 'c', keyPem: 'k' });
   await s.close();
 });
+
+test('sessions: one live session per device, stats, end, previous registrations', async () => {
+  const s = new SqliteStore({ path: ':memory:' });
+  const { device } = await s.createUser({ name: 'a', displayName: '', groups: [] }, 'd', 1);
+  await s.upsertDataPlane({
+    id: 'dp-old',
+    name: 'dp',
+    version: '',
+    listen: '',
+    workers: 1,
+    registeredAt: 1,
+    lastSeenAt: 1,
+  });
+  const base = {
+    deviceId: device.id,
+    dataplaneId: 'dp-old',
+    remoteAddress: 'r',
+    addresses: ['10.77.0.2', 'fd77::2'],
+    updatedAt: 1,
+    endedAt: null,
+    stats: EMPTY_STATS,
+  };
+  assert.deepEqual(await s.startSession({ ...base, id: 's1', startedAt: 10 }), []);
+  const replaced = await s.startSession({ ...base, id: 's2', startedAt: 20 });
+  assert.deepEqual(
+    replaced.map((r) => [r.id, r.endedAt]),
+    [['s1', 20]],
+  );
+  assert.equal((await s.getDeviceById(device.id))?.lastSeenAt, 20);
+  assert.equal(await s.updateSessionStats('s1', { ...EMPTY_STATS, bytesIn: 5 }, 21), false);
+  assert.equal(await s.updateSessionStats('s2', { ...EMPTY_STATS, bytesIn: 5 }, 21), true);
+  const live = await s.listSessions({ userName: 'a' });
+  assert.deepEqual(
+    live.map((x) => [x.id, x.stats.bytesIn, x.addresses.length]),
+    [['s2', 5, 2]],
+  );
+  await s.upsertDataPlane({
+    id: 'dp-new',
+    name: 'dp',
+    version: '',
+    listen: '',
+    workers: 1,
+    registeredAt: 30,
+    lastSeenAt: 30,
+  });
+  assert.equal(await s.endSessionsOfPrevious('dp', 'dp-new', 31), 1);
+  assert.deepEqual(await s.listSessions({}), []);
+  assert.equal(await s.endSession('s2', 32), false);
+  await s.close();
+});

@@ -545,18 +545,29 @@ export class SqliteStore implements Store {
     return this.#stmt.useToken.run(at, tokenHash, at).changes > 0;
   }
 
-  async startSession(session: Omit<SessionRecord, 'userName' | 'deviceName'>): Promise<void> {
+  async startSession(
+    session: Omit<SessionRecord, 'userName' | 'deviceName'>,
+  ): Promise<SessionRecord[]> {
+    const s = this.#stmt;
     try {
-      this.#stmt.insertSession.run({
-        id: session.id,
-        device_id: session.deviceId,
-        dataplane_id: session.dataplaneId,
-        remote_address: session.remoteAddress,
-        addresses: session.addresses.join(','),
-        started_at: session.startedAt,
-        updated_at: session.updatedAt,
-        stats: JSON.stringify(session.stats),
-      });
+      return this.#db.transaction(() => {
+        const previous = (
+          s.liveSessions.all({ user: null, device: session.deviceId }) as SessionRow[]
+        ).map(toSession);
+        s.endSessionsOfDevice.run(session.startedAt, session.deviceId);
+        s.touchDevice.run(session.startedAt, session.deviceId);
+        s.insertSession.run({
+          id: session.id,
+          device_id: session.deviceId,
+          dataplane_id: session.dataplaneId,
+          remote_address: session.remoteAddress,
+          addresses: session.addresses.join(','),
+          started_at: session.startedAt,
+          updated_at: session.updatedAt,
+          stats: JSON.stringify(session.stats),
+        });
+        return previous.map((p) => ({ ...p, endedAt: session.startedAt }));
+      })();
     } catch (err) {
       throw mapUnique(err, 'session', session.id);
     }

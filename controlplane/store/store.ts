@@ -241,7 +241,11 @@ export interface Store {
   /** Marks the token used; false if unknown, used or expired. */
   consumeJoinToken(tokenHash: string, at: number): Promise<boolean>;
 
-  startSession(session: Omit<SessionRecord, 'userName' | 'deviceName'>): Promise<void>;
+  /**
+   * Starts a session: ends the device's live sessions (one live session per device), inserts the
+   * new one and records the device as seen, in one transaction. Returns the sessions it ended.
+   */
+  startSession(session: Omit<SessionRecord, 'userName' | 'deviceName'>): Promise<SessionRecord[]>;
   updateSessionStats(id: string, stats: SessionStatsRecord, at: number): Promise<boolean>;
   endSession(id: string, at: number): Promise<boolean>;
   getSession(id: string): Promise<SessionRecord | undefined>;
