@@ -283,6 +283,11 @@ export class RingConsumer extends RingEnd {
     return length;
   }
 
+  /** End the consumer's current or next wait early (from any thread): a stop request. */
+  wake(): void {
+    this.consumerBell.wake();
+  }
+
   /** Worker threads: block until a packet is available (true) or `timeoutMs` passes (false). */
   wait(timeoutMs: number): boolean {
     if (this.available() > 0) return true;

@@ -68,6 +68,11 @@ export function runTunReader(data: TunReaderData): void {
     }
     stats[TunStat.readPackets]++;
     stats[TunStat.readBytes] += n;
+    if (n >= slotBytes) {
+      // read(2) on a TUN truncates silently: a full slot may be a cut-off packet.
+      stats[TunStat.dropOversize]++;
+      continue;
+    }
     const route = routes.lookupDestination(buf, n);
     if (route < 0) {
       stats[route === ROUTE_NONE ? TunStat.dropNoRoute : TunStat.dropMalformed]++;

@@ -11,6 +11,8 @@ export const TUN_STATS = [
   'dropNoRoute',
   /** not IPv4/IPv6, or shorter than its fixed header */
   'dropMalformed',
+  /** filled a whole slot, so possibly truncated: the MTU is not below the slot size */
+  'dropOversize',
   /** the owning shard's ring was full */
   'dropRingFull',
   /** packets that went through the staging slot (destination shard differed from the guess) */
