@@ -623,6 +623,35 @@ test('a huge HEADERS on a request stream → stream error H3_EXCESSIVE_LOAD; hug
   assert.equal(closeCode(feed(big, 2, hex('00 04 80 01 00 00'))), H3ErrorCode.EXCESSIVE_LOAD);
 });
 
+test('a field section over our advertised SETTINGS_MAX_FIELD_SECTION_SIZE → stream error H3_EXCESSIVE_LOAD', () => {
+  const s = server({ maxFieldSectionSize: 400 });
+  const d = feed(s, 0, headersFrame([...CONNECT_IP, ['x-pad', 'a'.repeat(100)]]));
+  assert.equal(closeCode(d), undefined);
+  assert.deepEqual(d.actions[0], {
+    kind: 'resetStream',
+    streamId: 0,
+    code: H3ErrorCode.EXCESSIVE_LOAD,
+  });
+  assert.deepEqual(kinds(feed(s, 4, headersFrame(CONNECT_IP))), ['request']);
+});
+
+test("our field sections respect the peer's SETTINGS_MAX_FIELD_SECTION_SIZE", () => {
+  const c = new H3Connection({ role: 'client' });
+  c.streamData(
+    3,
+    cat(
+      hex('00'),
+      encodeSettingsFrame([
+        [6, 100],
+        [8, 1],
+        [0x33, 1],
+      ]),
+    ),
+    false,
+  );
+  assert.throws(() => c.request(CONNECT_IP), H3UsageError);
+});
+
 // ---- §10.2 rows: malformed messages (stream errors) ------------------------------------------
 
 test('§10.2: malformed request → RESET_STREAM + STOP_SENDING H3_MESSAGE_ERROR, never surfaced', () => {

@@ -604,6 +604,14 @@ export class H3Connection {
   private requestFrame(req: RequestStream, _type: number, payload: Uint8Array): void {
     // Only HEADERS reaches here: every other buffered type was rejected in requestFrameStart.
     const headers = decodeFieldSection(payload);
+    const limit = this.opts.maxFieldSectionSize;
+    if (limit !== undefined && fieldSectionSize(headers) > limit) {
+      throw new H3Error(
+        H3ErrorCode.EXCESSIVE_LOAD,
+        'field section over our advertised limit',
+        'stream',
+      );
+    }
     if (req.phase === 'body') return; // trailers of a plain request: nothing here uses them
     if (this.role === 'server') {
       const head = validateRequestHeaders(headers, this.opts.enableConnectProtocol);
