@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import * as x509 from './x509.js';
+import { CLOCK_SKEW_MS, DEFAULT_CA_DAYS, DEFAULT_CA_NAME } from './defaults.js';
 import { CertError } from './errors.js';
 import {
   type CryptoKey,
@@ -42,11 +43,6 @@ export interface CreateCaOptions {
   now?: Date;
 }
 
-export const DEFAULT_CA_NAME = 'masque-vpn CA';
-export const DEFAULT_CA_DAYS = 3650;
-
-// Issued certificates start a little in the past so a peer whose clock lags still accepts them.
-export const CLOCK_SKEW_MS = 5 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export async function createCa(opts: CreateCaOptions = {}): Promise<CertificateAuthority> {

@@ -2,7 +2,8 @@
 // fresh key pair or for the public key of a verified CSR. The CA alone decides subject and SANs.
 
 import * as x509 from './x509.js';
-import { CLOCK_SKEW_MS, type CertificateAuthority } from './ca.js';
+import type { CertificateAuthority } from './ca.js';
+import { ADMIN_OU, CLOCK_SKEW_MS, DEFAULT_DAYS, SERVER_OU } from './defaults.js';
 import { CertError } from './errors.js';
 import {
   type CryptoKey,
@@ -17,23 +18,12 @@ import {
 } from './keys.js';
 import { canonicalIp, validateDays, validateIdentity, validateServerName } from './names.js';
 
-/** OU of administrator certificates: what makes a clientAuth certificate an admin one. */
-export const ADMIN_OU = 'masque-admin';
-/** OU of data-plane server certificates. */
-export const SERVER_OU = 'masque-server';
-
 export type CertificateProfile =
   | { kind: 'server'; serverName: string; ipAddresses?: readonly string[] }
   | { kind: 'client'; identity: string }
   | { kind: 'admin'; identity: string };
 
 export type CertificateKind = CertificateProfile['kind'];
-
-export const DEFAULT_DAYS: Readonly<Record<CertificateKind, number>> = {
-  server: 90,
-  client: 365,
-  admin: 365,
-};
 
 export interface IssueOptions {
   days?: number;

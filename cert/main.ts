@@ -5,24 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import {
-  type CertificateAuthority,
-  createCa,
-  DEFAULT_CA_DAYS,
-  DEFAULT_CA_NAME,
-  importCa,
-} from './ca.js';
+import type { CertificateAuthority } from './ca.js';
+import { DEFAULT_CA_DAYS, DEFAULT_CA_NAME, DEFAULT_DAYS } from './defaults.js';
 import { CertError } from './errors.js';
-import {
-  type CertificateKind,
-  type CertificateProfile,
-  DEFAULT_DAYS,
-  type IssuedCertificate,
-  issueCertificate,
-  signCsr,
-} from './issue.js';
-import { createCrl, readCrl, type RevocationReason, type RevokedEntry } from './revocation.js';
-import { readCertificate, verifyCertificate } from './verify.js';
+import { canonicalIp, validateIdentity, validateServerName } from './names.js';
+import type { CertificateKind, CertificateProfile, IssuedCertificate } from './issue.js';
+import type { RevocationReason, RevokedEntry } from './revocation.js';
+
+// The PKI pulls in a whole ASN.1 stack: loaded when a command runs, so --help and usage errors are instant.
+const pki = (): Promise<typeof import('./index.js')> => import('./index.js');
 
 /** A mistake the user can fix: reported as one line, exit code 1. */
 class UsageError extends Error {}
@@ -104,6 +95,7 @@ async function loadCa(dir: string): Promise<CertificateAuthority> {
       `no CA in ${dir}: ${certPath} not found (create one with: masque-cert ca init --out ${dir})`,
     );
   }
+  const { importCa } = await pki();
   return importCa(readText(certPath, 'CA certificate'), readText(keyPath, 'CA key'));
 }
 
@@ -128,25 +120,34 @@ interface IssueFlags {
 }
 
 async function issue(kind: CertificateKind, flags: IssueFlags): Promise<void> {
+  // Every check that needs no CA comes first: cheap, and nothing is half done when one fails.
+  if (kind !== 'server' && flags.ip.length > 0) {
+    throw new UsageError('--ip applies to server certificates only');
+  }
   const profile: CertificateProfile =
     kind === 'server'
-      ? { kind, serverName: flags.name, ipAddresses: flags.ip }
-      : { kind, identity: flags.name };
-  if (kind !== 'server' && flags.ip.length > 0)
-    throw new UsageError('--ip applies to server certificates only');
-  const ca = await loadCa(resolve(flags.ca));
+      ? {
+          kind,
+          serverName: validateServerName(flags.name),
+          ipAddresses: flags.ip.map(canonicalIp),
+        }
+      : { kind, identity: validateIdentity(flags.name) };
   const out = resolve(flags.out);
   const certPath = join(out, `${kind}.crt`);
   const keyPath = join(out, `${kind}.key`);
   const force = flags.force === true;
-  // Refuse before the work, not after: an existing file would be a surprise overwritten.
   for (const path of flags.csr === undefined ? [certPath, keyPath] : [certPath]) {
-    if (!force && exists(path))
+    if (!force && exists(path)) {
       throw new UsageError(`${path} already exists (use --force to replace it)`);
+    }
   }
+  const csr = flags.csr === undefined ? undefined : readText(flags.csr, 'CSR');
   const opts = flags.days === undefined ? {} : { days: flags.days };
-  if (flags.csr !== undefined) {
-    const issued = await signCsr(ca, readText(flags.csr, 'CSR'), profile, opts);
+
+  const ca = await loadCa(resolve(flags.ca));
+  const { issueCertificate, signCsr } = await pki();
+  if (csr !== undefined) {
+    const issued = await signCsr(ca, csr, profile, opts);
     ensureDir(out);
     writeFile(certPath, issued.certPem, 0o644, force);
     printIssued(kind, issued, [certPath]);
@@ -225,6 +226,7 @@ function buildProgram(): Command {
       if (!force && (exists(keyPath) || exists(certPath))) {
         throw new UsageError(`${out} already holds a CA (use --force to replace it)`);
       }
+      const { createCa } = await pki();
       const created = await createCa({ commonName: flags.name, days: flags.days });
       ensureDir(out);
       writeFile(keyPath, created.keyPem, 0o600, force);
@@ -315,6 +317,7 @@ function buildProgram(): Command {
           new Date(),
         );
         const authority = await loadCa(caDir);
+        const { createCrl } = await pki();
         const crl = await createCrl(authority, entries, { days: flags.days });
         ensureDir(dirname(out));
         writeFile(out, crl.pem, 0o644, force);
@@ -332,6 +335,7 @@ function buildProgram(): Command {
     .option('--ca <dir>', 'verify against this CA directory')
     .action(async (file: string, flags: { ca?: string }) => {
       const text = readText(file, 'file');
+      const { readCertificate, readCrl, verifyCertificate } = await pki();
       if (text.includes('-----BEGIN X509 CRL-----') || text.includes('-----BEGIN CRL-----')) {
         if (flags.ca === undefined)
           throw new UsageError('a CRL is shown only after verifying it: add --ca DIR');

@@ -4,7 +4,7 @@
 import * as x509 from './x509.js';
 import type { CertificateAuthority } from './ca.js';
 import { CertError } from './errors.js';
-import { ADMIN_OU, SERVER_OU } from './issue.js';
+import { ADMIN_OU, SERVER_OU } from './defaults.js';
 import { fingerprint, normalizeSerial, parseCertificate } from './keys.js';
 import { canonicalIp } from './names.js';
 
