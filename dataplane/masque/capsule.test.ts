@@ -338,6 +338,17 @@ test('§10.2 oversized DATAGRAM capsule is skipped without buffering', () => {
   );
 });
 
+test('request IDs above 2^53-1 (legal varints, not echoable exactly) are refused, not rounded', () => {
+  assertCapsuleError(
+    () => parseAll(hex('02 0e e7 e7 04 d2 01 01 02 20 04 00 00 00 00 20')),
+    H3_MESSAGE_ERROR,
+    /2\^53/,
+  );
+  const ok = parseAll(hex('02 0e c0 1f ff ff ff ff ff ff 04 00 00 00 00 20'));
+  assert.ok(ok[0].kind === 'address-request');
+  assert.equal(ok[0].addresses[0].requestId, Number.MAX_SAFE_INTEGER);
+});
+
 test('decoders used directly give the same results as the parser', () => {
   assert.deepEqual(decodeAddressAssign(hex('00 04 0a 01 01 02 20')), [
     { requestId: 0, prefix: prefix('10.1.1.2/32') },

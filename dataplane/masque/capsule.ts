@@ -45,6 +45,10 @@ function readEntries(value: Uint8Array, what: string): AddressEntry[] {
   while (off < value.length) {
     const id = readVarint(value, off);
     if (!id) throw new CapsuleError(`${what}: truncated request ID`);
+    // IDs above 2^53-1 are legal varints but cannot be echoed exactly as numbers; peers allocate
+    // request IDs from 1 upward, so refusing them costs no interop.
+    if (id.value > Number.MAX_SAFE_INTEGER)
+      throw new CapsuleError(`${what}: request ID above 2^53-1 not supported`);
     off += id.length;
     if (off >= value.length) throw new CapsuleError(`${what}: missing IP version`);
     const v = value[off++];
