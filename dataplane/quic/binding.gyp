@@ -20,16 +20,7 @@
         "-Wno-unused-parameter",
         "<!@(pkg-config --cflags libngtcp2 libngtcp2_crypto_gnutls gnutls)"
       ],
-      "libraries": ["<!@(pkg-config --libs libngtcp2 libngtcp2_crypto_gnutls gnutls)"],
-      "conditions": [
-        [
-          "\"<!(echo $QUIC_ASAN)\"==\"1\"",
-          {
-            "cflags_cc": ["-fsanitize=address", "-fno-omit-frame-pointer", "-O1", "-g"],
-            "ldflags": ["-fsanitize=address"]
-          }
-        ]
-      ]
+      "libraries": ["<!@(pkg-config --libs libngtcp2 libngtcp2_crypto_gnutls gnutls)"]
     }
   ]
 }
