@@ -20,6 +20,7 @@ import {
   type CertificateProfile,
   type IssuedCertificate,
 } from '../../cert/index.js';
+import { createHash } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import { invalidArgument } from './errors.js';
 
@@ -37,7 +38,12 @@ export interface IssuedLeaf {
 
 const DATAPLANE_IDENTITY_PREFIX = 'dataplane:';
 
+const VERIFIED_CACHE_SIZE = 8192;
+
 export class Pki {
+  /** Verified client certificates by SHA-256 of their DER, least recently used first. */
+  readonly #verified = new Map<string, CertificateInfo>();
+
   private constructor(readonly ca: CertificateAuthority) {}
 
   /**
@@ -104,9 +110,26 @@ export class Pki {
     return leaf(await issueServerCertificate(this.ca, serverName, ipAddresses, { days }));
   }
 
-  /** Chain, validity and purpose against this CA; throws CertError with the reason. */
-  verifyClient(der: Uint8Array): Promise<CertificateInfo> {
-    return verifyCertificate(der, this.ca, { purpose: 'client' });
+  /**
+   * Chain, validity and purpose against this CA; throws CertError with the reason. A certificate
+   * that verified once needs only its validity window checked again (its signature and purpose
+   * cannot change), so reconnects skip the signature check; revocation is the store's business
+   * and is checked by the caller on every call.
+   */
+  async verifyClient(der: Uint8Array, now = new Date()): Promise<CertificateInfo> {
+    const key = createHash('sha256').update(der).digest('base64');
+    const cached = this.#verified.get(key);
+    if (cached !== undefined && cached.notBefore <= now && now <= cached.notAfter) {
+      this.#verified.delete(key);
+      this.#verified.set(key, cached);
+      return cached;
+    }
+    const info = await verifyCertificate(der, this.ca, { purpose: 'client', at: now });
+    this.#verified.set(key, info);
+    if (this.#verified.size > VERIFIED_CACHE_SIZE) {
+      this.#verified.delete(this.#verified.keys().next().value as string);
+    }
+    return info;
   }
 
   async crl(entries: { serial: string; revokedAt: number }[]): Promise<string> {
