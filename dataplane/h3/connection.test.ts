@@ -895,6 +895,24 @@ test('§10.1 item 20: graceful shutdown with two GOAWAYs, then close with H3_NO_
   assert.equal(s.pollAction(), undefined);
 });
 
+test('requests at or above a received GOAWAY ID are aborted with H3_REQUEST_REJECTED', () => {
+  const c = client();
+  const a = c.request(CONNECT_IP);
+  const b = c.request(CONNECT_IP);
+  drain(c);
+  const d = feed(c, 3, encodeIdFrame(FrameType.GOAWAY, b));
+  assert.deepEqual(d.events, [
+    { kind: 'goaway', id: b },
+    { kind: 'aborted', streamId: b, code: H3ErrorCode.REQUEST_REJECTED },
+  ]);
+  assert.deepEqual(d.actions, [
+    { kind: 'resetStream', streamId: b, code: H3ErrorCode.REQUEST_REJECTED },
+    { kind: 'stopSending', streamId: b, code: H3ErrorCode.REQUEST_REJECTED },
+  ]);
+  c.sendData(a, hex('00')); // the tunnel below the ID carries on
+  assert.equal(drain(c).actions.length, 1);
+});
+
 test('client GOAWAY carries push ID 0', () => {
   const c = client();
   c.goaway();

@@ -801,6 +801,13 @@ export class H3Connection {
         }
         this.goawayIn = id;
         this.events.push({ kind: 'goaway', id });
+        if (this.role === 'client') {
+          // Requests at or above the ID will never be processed (RFC 9114 §5.2): fail them now
+          // so the layer above can retry elsewhere instead of waiting.
+          for (const req of [...this.requests.values()]) {
+            if (req.id >= id) this.abortStream(req, H3ErrorCode.REQUEST_REJECTED);
+          }
+        }
         return;
       }
       case FrameType.CANCEL_PUSH:
