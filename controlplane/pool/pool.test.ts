@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import fc from 'fast-check';
 import {
   addressOffset,
   AddressPool,
@@ -298,4 +299,47 @@ test('an IPv6 /64 allocates and releases 100,000 leases; memory follows the leas
   );
   // The cursor moved on: the next address is fresh, not a re-probe of the released ones.
   assert.equal(await pool.allocate('late'), addressOffset('fd77::', BigInt(n + 2)));
+});
+
+test('property: any sequence of allocate/release keeps leases unique, assignable and sticky', async () => {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('allocate' as const), device: fc.integer({ min: 0, max: 12 }) }),
+    fc.record({ kind: fc.constant('release' as const), device: fc.integer({ min: 0, max: 12 }) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom('10.0.0.0/29', '10.0.0.0/28', 'fd00::/125'),
+      fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { maxLength: 30 }),
+      async (cidr, batches) => {
+        const store = new YieldingStore();
+        const pool = new AddressPool(cidr, store);
+        const model = new Map<number, string>();
+        for (const batch of batches) {
+          // Each batch runs concurrently, as interleaved RPCs would.
+          const results = await Promise.allSettled(
+            batch.map((o) =>
+              o.kind === 'allocate' ? pool.allocate(`d${o.device}`) : pool.release(`d${o.device}`),
+            ),
+          );
+          results.forEach((r, i) => {
+            if (r.status === 'rejected')
+              assert.ok(r.reason instanceof PoolExhaustedError, String(r.reason));
+            else if (batch[i].kind === 'allocate') assert.ok(pool.isAssignable(r.value as string));
+          });
+          model.clear();
+          for (let d = 0; d <= 12; d++) {
+            const address = await pool.lookup(`d${d}`);
+            if (address !== undefined) model.set(d, address);
+          }
+          const addresses = [...model.values()];
+          assert.equal(new Set(addresses).size, addresses.length, 'an address is leased twice');
+          assert.equal(store.inner.count(pool.family), addresses.length);
+          assert.ok(BigInt(addresses.length) <= pool.capacity);
+          // Sticky: allocating again for a device that holds a lease returns that lease.
+          for (const [d, address] of model) assert.equal(await pool.allocate(`d${d}`), address);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
 });
