@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { AddressError, parseHostPort, startImpairProxy, type ImpairProxy } from './proxy.js';
 import type { ImpairmentConfig } from './model.js';
+import { settle } from './settle.js';
 
 async function echoServer(): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 22 });
@@ -61,7 +62,7 @@ test('loss: the share of echoes lost matches the configured rate (one direction 
       c.send(b, port, '127.0.0.1');
       if (i % 50 === 49) await sleep(2); // stay clear of socket buffer overflows
     }
-    await sleep(200);
+    await settle(() => proxy.stats().up.packets + seen.size);
     const s = proxy.stats();
     assert.equal(s.up.packets, n);
     const sigma = Math.sqrt((0.1 * 0.9) / n);

@@ -320,3 +320,34 @@ test('receiver: hostile payloads are counted, never thrown', () => {
     { numRuns: 300 },
   );
 });
+
+test('receiver: a repair whose bytes were altered is caught before anything is delivered', () => {
+  const sender = new FecSender({
+    scheme: 'rs',
+    maxK: 4,
+    maxM: 2,
+    maxPacketSize: 100,
+    flushDelayMs: 5,
+  });
+  const { wire, sink } = collector();
+  for (let i = 0; i < 4; i++) sender.send(packet(i, 20 + i), 0, sink);
+  let caught = 0;
+  // Flip one byte anywhere in the first repair symbol; the receiver then misses data packets 0 and 1.
+  for (let at = 6; at < wire.fec[4].length; at++) {
+    const bad = wire.fec[4].slice();
+    bad[at] ^= 0x40;
+    const receiver = new FecReceiver({ scheme: 'rs', maxK: 4, maxM: 2, maxPacketSize: 100 });
+    const out: string[] = [];
+    for (const p of [wire.fec[2], wire.fec[3], bad, wire.fec[5]])
+      receiver.receive(p, 0, (x) => out.push(hex(x)));
+    const recovered = out.slice(2);
+    // Corruption either lands in padding/length (detected, nothing delivered) or in packet bytes,
+    // which no erasure code can detect; it must never produce a packet of the wrong length.
+    if (recovered.length === 0) caught++;
+    else
+      for (const [i, r] of recovered.entries())
+        assert.equal(r.length, hex(packet(i, 20 + i)).length);
+  }
+  // Symbol bytes 0–1 (length prefix) and 22–24 (padding of both lost packets) are checked.
+  assert.equal(caught, 5);
+});
