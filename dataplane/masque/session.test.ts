@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp, parsePrefix, type IpPrefix } from './address.js';
-import { encodeCapsule } from './capsule.js';
+import { CapsuleParser, encodeCapsule } from './capsule.js';
 import { ClientSession, type ClientSessionOptions } from './client-session.js';
 import { H3_EXCESSIVE_LOAD, H3_MESSAGE_ERROR, H3_REQUEST_CANCELLED } from './errors.js';
 import { hex, ipv4Packet, ipv6Packet, referenceChecksum, toHex } from './fixtures.js';
@@ -646,4 +646,32 @@ test('§10.1 item 20: GOAWAY keeps tunnels below the ID, ends a request at or ab
   b.c.start();
   assert.equal(b.c.onGoaway(8), false);
   assert.equal(b.c.state, 'closed');
+});
+
+test('§10.1 item 12: only ADDRESS_ASSIGN/ADDRESS_REQUEST/ROUTE_ADVERTISEMENT go on the wire; no DATAGRAM capsules with QUIC DATAGRAM', async () => {
+  const { c, s, cout, sout } = await connected({}, { addressGraceMs: 0 });
+  c.onTimeout(0); // no-op: an assignment already arrived
+  s.updateRoutes([fullRange(4), fullRange(6)]);
+  s.updateAddresses([pfx('10.1.1.2/32'), pfx('10.1.1.3/32')]);
+  s.onData(hex('02 07 05 04 00 00 00 00 20'));
+  c.onData(hex('02 07 05 04 00 00 00 00 20')); // the client answers with an ADDRESS_ASSIGN
+  const p = ipv4Packet({ src: '10.1.1.2', dst: '192.0.2.1' });
+  c.sendPacket(p, 0, p.length);
+  const q = ipv4Packet({ src: '192.0.2.1', dst: '10.1.1.2' });
+  s.sendPacket(q, 0, q.length);
+  const lone = client({ addressGraceMs: 0 });
+  lone.c.start();
+  lone.c.onResponseHeaders([[':status', '200']], 0);
+  lone.c.onTimeout(0); // this one does send ADDRESS_REQUEST
+  for (const out of [cout, sout, lone.out]) {
+    const parser = new CapsuleParser();
+    const kinds = new Set<string>();
+    for (const d of out.data) parser.push(d, (x) => kinds.add(x.kind));
+    parser.finish();
+    assert.equal(parser.stats.skippedUnknown, 0, 'no other capsule types');
+    assert.equal(kinds.has('datagram'), false, 'no DATAGRAM capsules');
+    assert.ok(kinds.size > 0);
+  }
+  assert.equal(cout.datagrams.length, 1);
+  assert.equal(sout.datagrams.length, 1);
 });
