@@ -248,6 +248,12 @@ async function serve(
     fatal = resolve;
   });
 
+  cleanups.push(async () => {
+    await Promise.all(shards.map((s) => s.worker.terminate()));
+  });
+  // Shards start one after the other: the kernel numbers SO_REUSEPORT sockets in bind order, and
+  // the steering program maps the shard id in a connection ID to that number, so shard i must be
+  // the i-th socket bound.
   for (let i = 0; i < config.workers; i++) {
     const init: ShardInit = {
       role: 'shard',
@@ -278,15 +284,15 @@ async function serve(
       if (!stopping) fatal?.(`shard ${i} exited (code ${code})`);
     });
     shards.push(handle);
-  }
-  cleanups.push(async () => {
-    await Promise.all(shards.map((s) => s.worker.terminate()));
-  });
-  const readyBy = Date.now() + 15_000;
-  while (!shards.every((s) => s.ready)) {
-    if (Date.now() > readyBy) throw new StartupError('shard workers did not start within 15 s');
-    const failed = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20))]);
-    if (failed !== undefined) throw new StartupError(failed);
+    const readyBy = Date.now() + 15_000;
+    while (!handle.ready) {
+      if (Date.now() > readyBy) throw new StartupError(`shard ${i} did not start within 15 s`);
+      const failed = await Promise.race([
+        exited,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 10)),
+      ]);
+      if (failed !== undefined) throw new StartupError(failed);
+    }
   }
 
   // 4. Control-plane events, stats, metrics.
