@@ -26,7 +26,8 @@ export interface NetworkTarget {
 
 /** The local end of the tunnel: the TUN device's packet I/O. */
 export interface PacketDevice {
-  /** Starts handing packets read from the device to `sink`. */
+  /** Starts handing packets read from the device to `sink`. A packet is a view into a reused
+   * buffer, valid only during the call: the sink copies it (into a datagram) or drops it. */
   start(sink: (packet: Uint8Array) => void): void;
   /** Writes one packet; false when it was dropped. */
   write(packet: Uint8Array): boolean;
