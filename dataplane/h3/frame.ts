@@ -114,6 +114,8 @@ export const DEFAULT_FRAME_LIMITS: FrameLimits = {
   maxControlPayload: 16384,
 };
 
+const NO_BYTES = new Uint8Array(0);
+
 const enum State {
   Header,
   Data,
@@ -127,7 +129,7 @@ export class FrameReader {
   private headerLength = 0;
   private type = 0;
   private remaining = 0;
-  private buffer: Uint8Array = new Uint8Array(0);
+  private buffer: Uint8Array = NO_BYTES;
   private buffered = 0;
   private halted = false;
 
@@ -186,7 +188,7 @@ export class FrameReader {
             if (this.remaining === 0) {
               this.state = State.Header;
               const payload = this.buffer;
-              this.buffer = new Uint8Array(0);
+              this.buffer = NO_BYTES;
               this.buffered = 0;
               sink.frame(this.type, payload);
             }
@@ -235,7 +237,7 @@ export class FrameReader {
     this.checkLimit(type, length);
     if (length === 0) {
       this.state = State.Header;
-      sink.frame(type, this.header.subarray(0, 0));
+      sink.frame(type, NO_BYTES);
       return;
     }
     this.state = State.Buffer;
