@@ -1,7 +1,7 @@
 // Assembles a running control plane from a configuration: data directory, store, CA, pools, the
 // gRPC servers and the metrics endpoint. main.ts wraps it in a CLI; tests and the benchmark start
 // it in-process.
-import { mkdirSync, chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { AddressPools } from './pool/index.js';
@@ -33,8 +33,13 @@ export async function startControlPlane(
   // 0700: the socket inside is the local admin's credential, the database holds the CA key.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   chmodSync(dataDir, 0o700);
+  // The database holds the CA key: created 0600 (SQLite gives its -wal and -shm files the same
+  // mode), and tightened if an older file is looser.
+  const dbPath = join(dataDir, 'control.db');
+  if (!existsSync(dbPath)) writeFileSync(dbPath, '', { mode: 0o600 });
+  chmodSync(dbPath, 0o600);
   const store = new SqliteStore({
-    path: join(dataDir, 'control.db'),
+    path: dbPath,
     synchronous: config.store.synchronous,
   });
   try {

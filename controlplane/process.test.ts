@@ -80,6 +80,8 @@ test('vpnctl end to end: user add writes a verifiable bundle; duplicate → exit
     await waitReady(data, child);
     assert.equal(statSync(join(data, 'control.sock')).mode & 0o777, 0o600);
     assert.equal(statSync(data).mode & 0o777, 0o700);
+    assert.equal(statSync(join(data, 'control.db')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(data, 'control.db-wal')).mode & 0o777, 0o600);
     // The default --control is unix:./var/mq/control.sock, relative to the working directory.
     const add = await vpnctl(dir, ['user', 'add', 'alice', '--out', 'alice.toml']);
     assert.equal(add.code, 0, add.stderr);

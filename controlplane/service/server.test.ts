@@ -4,7 +4,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { parse as parseToml } from 'smol-toml';
-import { credentials, status } from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  credentials,
+  loadPackageDefinition,
+  status,
+  type ClientDuplexStream,
+  type ServiceClientConstructor,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import {
   HealthClient,
   HealthCheckResponse_ServingStatus,
@@ -63,6 +72,45 @@ describe('health and reflection', () => {
     }
   });
 });
+
+describe('reflection', () => {
+  test('server reflection lists the masque.v1 services', async () => {
+    const require = createRequire(import.meta.url);
+    const protoPath = join(
+      dirname(require.resolve('@grpc/reflection')),
+      '../proto/grpc/reflection/v1/reflection.proto',
+    );
+    const pkg = loadPackageDefinition(loadSync(protoPath)) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: ServiceClientConstructor } } };
+    };
+    const client = new pkg.grpc.reflection.v1.ServerReflection(
+      `unix:${h.run.socketPath}`,
+      credentials.createInsecure(),
+    );
+    try {
+      const names = await new Promise<string[]>((resolve, reject) => {
+        const call = (
+          client as unknown as Record<string, () => ClientDuplexStream<object, ReflectionReply>>
+        )['ServerReflectionInfo']();
+        call.on('data', (r: ReflectionReply) => {
+          resolve(r.listServicesResponse?.service.map((x) => x.name) ?? []);
+          call.end();
+        });
+        call.on('error', reject);
+        call.write({ listServices: '' });
+      });
+      for (const svc of ['masque.v1.Users', 'masque.v1.DataPlane', 'grpc.health.v1.Health']) {
+        assert.ok(names.includes(svc), `${svc} in ${names.join(', ')}`);
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
+
+interface ReflectionReply {
+  listServicesResponse?: { service: { name: string }[] };
+}
 
 describe('users', () => {
   test('add writes a bundle whose certificate verifies against the CA, with pool addresses', async () => {
