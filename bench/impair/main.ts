@@ -1,6 +1,6 @@
 // `masque-bench impair`: runs the UDP impairment proxy until SIGINT/SIGTERM (or --duration).
 import { type ImpairmentConfig, validateImpairment } from './model.js';
-import { startImpairProxy } from './proxy.js';
+import { AddressError, type ImpairProxy, startImpairProxy } from './proxy.js';
 import { parseBurst, parseDuration, parsePercent, parseRate } from './units.js';
 
 const USAGE = `usage: masque-bench impair --listen HOST:PORT --target HOST:PORT [impairments]
@@ -116,13 +116,19 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const none: ImpairmentConfig = {};
-  const proxy = await startImpairProxy({
-    listen: cli.listen,
-    target: cli.target,
-    up: cli.direction === 'down' ? none : cli.impairment,
-    down: cli.direction === 'up' ? none : cli.impairment,
-    seed: cli.seed,
-  });
+  let proxy: ImpairProxy;
+  try {
+    proxy = await startImpairProxy({
+      listen: cli.listen,
+      target: cli.target,
+      up: cli.direction === 'down' ? none : cli.impairment,
+      down: cli.direction === 'up' ? none : cli.impairment,
+      seed: cli.seed,
+    });
+  } catch (err) {
+    process.stderr.write(`masque-bench impair: ${(err as Error).message}\n`);
+    return err instanceof AddressError ? 2 : 1;
+  }
   const a = proxy.address;
   process.stdout.write(
     `impair: ${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port} → ${cli.target}\n`,

@@ -142,3 +142,24 @@ test('addresses: HOST:PORT and [v6]:PORT, anything else refused', () => {
     assert.throws(() => parseHostPort(bad), AddressError, bad);
   }
 });
+
+test('CLI: runs for --duration and exits 0; bad flags exit 2', async () => {
+  const { main } = await import('./main.js');
+  const echo = await echoServer();
+  try {
+    const code = await main([
+      '--listen',
+      '127.0.0.1:0',
+      '--target',
+      `127.0.0.1:${echo.address().port}`,
+      '--loss',
+      '1%',
+      '--duration',
+      '50ms',
+    ]);
+    assert.equal(code, 0);
+  } finally {
+    await close(echo);
+  }
+  assert.equal(await main(['--listen', '127.0.0.1:0', '--target', 'nowhere']), 2);
+});

@@ -151,7 +151,11 @@ export async function startImpairProxy(o: ImpairProxyOptions): Promise<ImpairPro
 
   const send = (p: Pending): void => {
     if (closed) return;
-    p.socket.send(p.data, p.port, p.address, () => undefined);
+    try {
+      p.socket.send(p.data, p.port, p.address, () => undefined);
+    } catch {
+      // The client was forgotten (maxClients) while this packet waited: its socket is closed.
+    }
   };
 
   const pump = (): void => {

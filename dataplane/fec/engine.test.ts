@@ -351,3 +351,17 @@ test('receiver: a repair whose bytes were altered is caught before anything is d
   // Symbol bytes 0–1 (length prefix) and 22–24 (padding of both lost packets) are checked.
   assert.equal(caught, 5);
 });
+
+test('metrics: every counter has a help text, and sessions add up', async () => {
+  const { FEC_METRIC_HELP, addFecMetrics, newFecMetrics } = await import('./metrics.js');
+  assert.deepEqual(Object.keys(FEC_METRIC_HELP).sort(), Object.keys(newFecMetrics()).sort());
+  const a = newFecMetrics();
+  const b = newFecMetrics();
+  a.packetsRecovered = 3;
+  a.currentRatio = 0.2;
+  b.packetsRecovered = 4;
+  b.currentRatio = 0.1;
+  const total = addFecMetrics(addFecMetrics(newFecMetrics(), a), b);
+  assert.equal(total.packetsRecovered, 7);
+  assert.equal(total.currentRatio, 0.2);
+});

@@ -55,3 +55,23 @@ export function addFecMetrics(into: FecMetrics, from: Readonly<FecMetrics>): Fec
   }
   return into;
 }
+
+/**
+ * Exported names and help texts, so the daemon's /metrics and `masque-client status` describe the
+ * same counters the same way (prefix with `masque_vpn_`; counters get `_total`).
+ */
+export const FEC_METRIC_HELP: Readonly<Record<keyof FecMetrics, string>> = {
+  packetsProtected: 'data packets sent inside an FEC block',
+  packetsUnprotected: 'data packets sent plainly on context 0 while FEC was negotiated',
+  repairPacketsSent: 'FEC repair packets sent',
+  overheadBytes: 'bytes spent on FEC (headers on data packets and whole repair packets)',
+  currentRatio: 'repair to data ratio in use (0 = off)',
+  dataPacketsReceived: 'data packets received on the FEC context',
+  repairPacketsReceived: 'FEC repair packets received',
+  packetsRecovered: 'lost data packets rebuilt from repair packets',
+  unrecoverableBlocks: 'FEC blocks that kept missing data after the window passed',
+  duplicatesDropped: 'FEC packets dropped as duplicates',
+  lateDropped: 'FEC packets dropped as older than the reorder window',
+  malformedDropped: 'FEC packets dropped as malformed or contradicting their block',
+  blocksEvictedForMemory: 'FEC blocks given up early to stay within the memory bound',
+};

@@ -6,6 +6,7 @@ import {
   FecNegotiationError,
   formatFecAnswer,
   formatFecOffer,
+  offerFromConfig,
   parseFecAnswer,
   parseFecOffer,
   selectFec,
@@ -150,4 +151,17 @@ test('config: defaults, validation, unknown keys named', () => {
     () => parseFecConfig({ min_redundancy_percent: 50, max_redundancy_percent: 20 }),
     /min_redundancy_percent/,
   );
+});
+
+test('offer from configuration: one context per scheme, round trips through the header', () => {
+  const offer = offerFromConfig(
+    parseFecConfig({ enabled: true, block_size: 12, max_repair: 3 }),
+    [2, 4],
+  );
+  assert.deepEqual(offer, [
+    { scheme: 'rs', k: 12, m: 3, context: 2 },
+    { scheme: 'xor', k: 12, m: 1, context: 4 },
+  ]);
+  assert.deepEqual(parseFecOffer(formatFecOffer(offer)), offer);
+  assert.throws(() => offerFromConfig(parseFecConfig({}), [2]), reason('bad-member'));
 });

@@ -14,6 +14,7 @@
 // parameters in an offer are skipped (room to grow); in an answer they are errors, since the
 // proxy may only pick from what was offered.
 import type { FecScheme } from './code.js';
+import type { FecConfig } from './config.js';
 import {
   SfSyntaxError,
   SfToken,
@@ -142,6 +143,22 @@ function checkItem(a: FecOfferItem, contextParity: 0 | 1 | undefined): void {
     a.context >= 1 &&
     (contextParity === undefined || a.context % 2 === contextParity);
   if (!ok) throw new FecNegotiationError('bad-member', `invalid FEC offer ${JSON.stringify(a)}`);
+}
+
+/**
+ * The client's offer from its configuration: one member per configured scheme, in preference
+ * order, each on its own context ID taken from `contextIds` (even, unused, client-allocated).
+ */
+export function offerFromConfig(config: FecConfig, contextIds: readonly number[]): FecOfferItem[] {
+  if (contextIds.length < config.schemes.length) {
+    throw new FecNegotiationError('bad-member', 'one context ID per offered scheme is needed');
+  }
+  return config.schemes.map((scheme, i) => ({
+    scheme,
+    k: config.block_size,
+    m: scheme === 'xor' ? 1 : config.max_repair,
+    context: contextIds[i],
+  }));
 }
 
 /** The client's request header value. Context IDs must be even (client-allocated) and distinct. */
