@@ -75,7 +75,10 @@ export interface EndpointHandlers {
   onStopSending?(conn: Connection, streamId: number, code: number): void;
   /** The stream is closed in both directions; its id will not be seen again. */
   onStreamClose?(conn: Connection, streamId: number, code: number): void;
-  /** Datagram i is `lengths[i]` bytes, following datagram i-1 in `data`. */
+  /**
+   * Datagram i is `lengths[i]` bytes, following datagram i-1 in `data`. `data` and `lengths` are
+   * views of buffers the transport reuses: valid during this call only, copy what you keep.
+   */
   onDatagrams?(conn: Connection, data: Buffer, lengths: Uint32Array, count: number): void;
   /** The send queue has room again after sendDatagram() returned false. */
   onDatagramDrain?(conn: Connection): void;
@@ -397,7 +400,14 @@ export class Endpoint {
     const h = this.handlers;
     if (type === Ev.Datagrams) {
       const conn = this.conns.get(id);
-      if (conn) h.onDatagrams?.(conn, a as Buffer, b as Uint32Array, c as number);
+      const u8 = a as Uint8Array;
+      if (conn)
+        h.onDatagrams?.(
+          conn,
+          Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength),
+          b as Uint32Array,
+          c as number,
+        );
       return;
     }
     if (type === Ev.StreamData) {
