@@ -3,6 +3,7 @@
 // one without disturbing context 0. The quarter stream ID in front belongs to h3/datagram.ts.
 
 import { varintSize, writeVarint } from '../h3/varint.js';
+import { copyBytes } from './bytes.js';
 
 /** Context 0 carries a complete IP packet (RFC 9484 §6). */
 export const CONTEXT_ID_IP = 0;
@@ -35,7 +36,7 @@ export function writeDatagramPayload(
   len: number,
 ): number {
   const off = writeVarint(out, offset, contextId);
-  out.set(packet.subarray(packetOffset, packetOffset + len), off);
+  copyBytes(packet, packetOffset, out, off, len);
   return off + len;
 }
 

@@ -1,6 +1,7 @@
 // ICMP and ICMPv6 error messages a tunnel endpoint originates (RFC 9484 §7.2.1, §10.1; RFC 792,
 // RFC 1191, RFC 4443), written into a caller-provided buffer with their checksums.
 
+import { copyBytes } from './bytes.js';
 import { finishChecksum, sumWords } from './checksum.js';
 import { isIcmpError, type PacketInfo } from './ip.js';
 
@@ -106,8 +107,8 @@ export function writeIcmpError(
     out[o + 10] = 0;
     out[o + 11] = 0;
     if (from) out.set(from, o + 12);
-    else copy(packet, info.dstOffset, out, o + 12, 4);
-    copy(packet, info.srcOffset, out, o + 16, 4);
+    else copyBytes(packet, info.dstOffset, out, o + 12, 4);
+    copyBytes(packet, info.srcOffset, out, o + 16, 4);
     const ipSum = finishChecksum(sumWords(out, o, 20));
     out[o + 10] = ipSum >> 8;
     out[o + 11] = ipSum & 0xff;
@@ -122,7 +123,7 @@ export function writeIcmpError(
     const nextHop = kind === IcmpError.PacketTooBig ? mtu : 0;
     out[m + 6] = (nextHop >> 8) & 0xff;
     out[m + 7] = nextHop & 0xff;
-    copy(packet, offset, out, m + 8, quote);
+    copyBytes(packet, offset, out, m + 8, quote);
     const sum = finishChecksum(sumWords(out, m, 8 + quote));
     out[m + 2] = sum >> 8;
     out[m + 3] = sum & 0xff;
@@ -141,8 +142,8 @@ export function writeIcmpError(
   out[o + 6] = 58;
   out[o + 7] = ORIGINATED_TTL;
   if (from) out.set(from, o + 8);
-  else copy(packet, info.dstOffset, out, o + 8, 16);
-  copy(packet, info.srcOffset, out, o + 24, 16);
+  else copyBytes(packet, info.dstOffset, out, o + 8, 16);
+  copyBytes(packet, info.srcOffset, out, o + 24, 16);
   const m = o + 40;
   out[m] = type;
   out[m + 1] = code;
@@ -153,7 +154,7 @@ export function writeIcmpError(
   out[m + 5] = (word >>> 16) & 0xff;
   out[m + 6] = (word >>> 8) & 0xff;
   out[m + 7] = word & 0xff;
-  copy(packet, offset, out, m + 8, quote);
+  copyBytes(packet, offset, out, m + 8, quote);
   // RFC 4443 §2.3: the checksum covers the pseudo-header (addresses, length, next header 58).
   let sum = sumWords(out, o + 8, 32);
   sum += payload + 58;
@@ -162,8 +163,4 @@ export function writeIcmpError(
   out[m + 2] = c >> 8;
   out[m + 3] = c & 0xff;
   return 40 + payload;
-}
-
-function copy(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, len: number): void {
-  for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i];
 }
