@@ -88,7 +88,7 @@ test('process.exit() with open endpoints, workers and traffic exits cleanly', ()
       onDatagrams(c, b, l, n) { let o = 0; for (let i = 0; i < n; i++) { c.sendDatagram(b.subarray(o, o + l[i])); o += l[i]; } },
     });
     for (let i = 0; i < 2; i++)
-      new Worker(${JSON.stringify(workerFile)}, { workerData: { kind: 'churn', pki, mainPort: s.address().port, end: 'terminate' } });
+      new Worker(${JSON.stringify(workerFile)}, { execArgv: [], workerData: { kind: 'churn', pki, mainPort: s.address().port, end: 'terminate' } });
     let got = 0;
     const c = new Endpoint({ role: 'client', host: '::1', port: 0, ...pki.client, caPem: pki.caPem, serverName: 'localhost' }, {
       onHandshake(conn) { setInterval(() => { for (let i = 0; i < 50; i++) conn.sendDatagram(Buffer.alloc(1200)); }, 1); },
