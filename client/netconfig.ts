@@ -111,7 +111,9 @@ export class NetConfig implements NetworkTarget {
       this.#state.addresses = [...this.#state.addresses, text];
       this.#save();
     }
-    if (add.length + remove.length > 0) this.#o.log.info({ addresses: next }, 'addresses applied');
+    // Logged for every set, changed or not: each one is a server event worth a line (and the e2e
+    // harness waits for these lines).
+    this.#o.log.info({ addresses: next, added: add, removed: remove }, 'addresses applied');
   }
 
   async setRoutes(set: readonly IpPrefix[]): Promise<void> {
@@ -136,7 +138,7 @@ export class NetConfig implements NetworkTarget {
       this.#save();
     }
     await this.#unpinUnneeded(kernel);
-    if (add.length + remove.length > 0) this.#o.log.info({ routes: next }, 'routes applied');
+    this.#o.log.info({ routes: next, added: add, removed: remove }, 'routes applied');
   }
 
   /** Points the resolver at `servers`; undone by teardown(). */

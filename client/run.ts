@@ -164,7 +164,7 @@ export async function runClient(o: RunOptions, deps: RunDeps): Promise<void> {
       network: net,
       device,
       log,
-      backoff: new Backoff({ baseMs: 500, capMs: 30_000 }),
+      backoff: new Backoff({ baseMs: 500, capMs: 15_000 }),
       staticAddresses: statics.addresses,
       staticRoutes: statics.routes,
     });

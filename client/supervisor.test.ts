@@ -343,6 +343,27 @@ describe('Supervisor', () => {
     assert.equal(sup.state, 'stopped');
   });
 
+  it('times out an attempt that hangs, retries, and closes the tunnel if it turns up late', async () => {
+    const { clock, transport, sup } = setup();
+    sup.start();
+    const slow = transport.last;
+    await clock.advance(10_000);
+    assert.equal(slow.signal.aborted, true);
+    assert.equal(sup.state, 'reconnecting');
+    assert.match(sup.snapshot().lastError ?? '', /no tunnel within 10000 ms/);
+    const late = slow.succeed();
+    await flush();
+    assert.equal(late.closed, true);
+    slow.events.addresses([v4('10.9.9.9/32')]);
+    await sup.settled();
+    assert.deepEqual(sup.snapshot().addresses, [], 'events of the abandoned attempt ignored');
+    await clock.advance(1000);
+    assert.equal(transport.attempts.length, 2);
+    transport.last.succeed();
+    await flush();
+    assert.equal(sup.state, 'up');
+  });
+
   it('uses static addresses and routes only while the server gives none', async () => {
     const { transport, network, sup } = setup({ static: true });
     sup.start();

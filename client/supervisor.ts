@@ -54,6 +54,9 @@ export interface SupervisorOptions {
   readonly clock?: Clock;
   /** A tunnel up this long resets the backoff. */
   readonly stableAfterMs?: number;
+  /** An attempt that has not produced a tunnel by then is aborted and counts as failed: a
+   * handshake to a server that is down would otherwise wait for the QUIC idle timeout. */
+  readonly connectTimeoutMs?: number;
   /** Used when the server assigns none (§10.1 item 21: servers that advertise nothing). */
   readonly staticAddresses?: readonly IpPrefix[];
   /** Used when the server advertises none. */
@@ -123,6 +126,7 @@ export class Supervisor {
   readonly #o: SupervisorOptions;
   readonly #clock: Clock;
   readonly #stableAfterMs: number;
+  readonly #connectTimeoutMs: number;
   #state: ClientState = 'idle';
   #stateSince: number;
   #startedAt: number | undefined;
@@ -158,6 +162,7 @@ export class Supervisor {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#stableAfterMs = options.stableAfterMs ?? 30_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#stateSince = this.#clock.now();
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
@@ -239,16 +244,34 @@ export class Supervisor {
     const abort = new AbortController();
     this.#abort = abort;
     let handle: TunnelHandle;
+    let cancelTimeout: (() => void) | undefined;
+    let connecting: Promise<TunnelHandle> | undefined;
     try {
-      handle = await this.#o.transport.connect(this.#eventsFor(generation), abort.signal);
+      const timedOut = new Promise<never>((_, reject) => {
+        cancelTimeout = this.#clock.setTimer(this.#connectTimeoutMs, () => {
+          abort.abort();
+          reject(new Error(`no tunnel within ${this.#connectTimeoutMs} ms`));
+        });
+      });
+      connecting = this.#o.transport.connect(this.#eventsFor(generation), abort.signal);
+      handle = await Promise.race([connecting, timedOut]);
     } catch (err) {
+      // A tunnel that still arrives after a timeout or stop is closed at once.
+      void connecting?.then(
+        (late) => late.close().catch(() => undefined),
+        () => undefined,
+      );
       if (this.#isOver() || generation !== this.#generation) return;
+      // Events of an attempt that failed must not reach us (a late tunnel is closed below).
+      this.#generation++;
       this.#failedAttempts++;
       this.#connectFailed(err);
       return;
+    } finally {
+      cancelTimeout?.();
     }
     if (this.#isOver() || generation !== this.#generation) {
-      // Stopped while connecting: the transport finished anyway, so close what it opened.
+      // Stopped or timed out while connecting: the transport finished anyway; close what it opened.
       await handle.close().catch(() => undefined);
       return;
     }
