@@ -365,3 +365,60 @@ test('metrics: every counter has a help text, and sessions add up', async () => 
   assert.equal(total.packetsRecovered, 7);
   assert.equal(total.currentRatio, 0.2);
 });
+
+test('receiver: a data packet longer than its MTU is delivered but not buffered', () => {
+  const big = new FecSender({
+    scheme: 'xor',
+    maxK: 3,
+    maxM: 1,
+    maxPacketSize: 500,
+    flushDelayMs: 5,
+  });
+  const { wire, sink } = collector();
+  for (let i = 0; i < 3; i++) big.send(packet(i, 400), 0, sink);
+  const receiver = new FecReceiver({ scheme: 'xor', maxK: 3, maxM: 1, maxPacketSize: 100 });
+  const out: string[] = [];
+  for (const p of [wire.fec[0], wire.fec[2], wire.fec[3]]) {
+    receiver.receive(p, 0, (x) => out.push(hex(x)));
+  }
+  assert.deepEqual(out, [hex(packet(0, 400)), hex(packet(2, 400))]);
+  assert.ok(receiver.metrics.malformedDropped >= 1);
+  assert.equal(receiver.metrics.packetsRecovered, 0);
+});
+
+test('receiver: well-formed headers over arbitrary bodies never throw', () => {
+  const item = fc
+    .record({
+      scheme: fc.constantFrom(0 as const, 1 as const),
+      blockId: fc.integer({ min: 0, max: 20 }),
+      k: fc.integer({ min: 1, max: 10 }),
+      body: fc.uint8Array({ minLength: 1, maxLength: 150 }),
+    })
+    .chain((h) =>
+      fc
+        .integer({ min: 1, max: h.scheme === 0 ? 1 : 6 })
+        .chain((m) =>
+          fc.integer({ min: 0, max: h.k + m - 1 }).map((index) => ({ ...h, m, index })),
+        ),
+    );
+  fc.assert(
+    fc.property(fc.array(item, { maxLength: 80 }), fc.boolean(), (items, rs) => {
+      const receiver = new FecReceiver({
+        scheme: rs ? 'rs' : 'xor',
+        maxK: 8,
+        maxM: rs ? 4 : 1,
+        maxPacketSize: 64,
+        windowBlocks: 4,
+      });
+      for (const { body, ...h } of items) {
+        const p = new Uint8Array(6 + body.length);
+        p.set(encodeFecHeader(h));
+        p.set(body, 6);
+        receiver.receive(p, 0, () => undefined);
+      }
+      receiver.onTimer(1e6);
+      assert.ok(receiver.bufferedBytes <= receiver.maxBufferedBytes);
+    }),
+    { numRuns: 500 },
+  );
+});

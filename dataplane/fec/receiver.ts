@@ -224,6 +224,12 @@ export class FecReceiver {
     const len = payload.length - FEC_HEADER_SIZE;
     deliver(payload.subarray(FEC_HEADER_SIZE));
     if (this.eState[e] !== OPEN) return;
+    if (symbolSize(len) > this.slotSize) {
+      // Longer than this end's MTU allows (the ends disagree on it): delivered, not protectable.
+      this.metrics.malformedDropped++;
+      this.poison(e);
+      return;
+    }
     const k = this.eK[e];
     if (k !== 0 && (index >= k || symbolSize(len) > this.eSymLen[e])) {
       this.poison(e);
