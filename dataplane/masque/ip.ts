@@ -125,6 +125,18 @@ export function isIcmpError(buf: Uint8Array, info: PacketInfo, end: number): boo
   return buf[info.transportOffset] < 128;
 }
 
+/**
+ * Whether the address at `buf[offset..]` is link-local (169.254.0.0/16, fe80::/10) or, for IPv6,
+ * link-scoped multicast (ff02::/16): traffic a proxy must never forward off the tunnel link
+ * (RFC 9484 §7.1).
+ */
+export function isLinkLocal(buf: Uint8Array, offset: number, version: IpVersion): boolean {
+  if (version === 4) return buf[offset] === 169 && buf[offset + 1] === 254;
+  const a = buf[offset];
+  const b = buf[offset + 1];
+  return (a === 0xfe && (b & 0xc0) === 0x80) || (a === 0xff && (b & 0x0f) === 0x02);
+}
+
 /** Address sets a packet is checked against. `undefined` means "not enforced". */
 export interface PacketRules {
   /** Allowed source addresses (the addresses assigned to the sender). */

@@ -457,7 +457,7 @@ test('client answers a proxy ADDRESS_REQUEST with rejections carrying the same I
 
 // ---- packets both ways ------------------------------------------------------------------------
 
-test('packets flow both ways; TTL decremented on encapsulation only; IPv4 checksum stays valid', async () => {
+test('client → proxy packet: TTL decremented on encapsulation only, once; IPv4 checksum stays valid', async () => {
   const { c, cout, sout } = await connected();
   assert.equal(c.state, 'open');
   const p = ipv4Packet({ src: '10.1.1.2', dst: '192.0.2.1', ttl: 64 });
@@ -674,4 +674,23 @@ test('§10.1 item 12: only ADDRESS_ASSIGN/ADDRESS_REQUEST/ROUTE_ADVERTISEMENT go
   }
   assert.equal(cout.datagrams.length, 1);
   assert.equal(sout.datagrams.length, 1);
+});
+
+test('RFC 9484 §7.1: the proxy never forwards link-local traffic off the tunnel (dropped, no ICMP)', async () => {
+  const { s, sout } = await connected({
+    authorize: grant(['10.1.1.2/32', '2001:db8::2/128'], [fullRange(4), fullRange(6)]),
+  });
+  const send = (p: Uint8Array): void => {
+    const dg = new Uint8Array(p.length + 1);
+    dg.set(p, 1);
+    s.receiveDatagram(dg, 0, dg.length);
+  };
+  send(ipv4Packet({ src: '10.1.1.2', dst: '169.254.1.1' }));
+  send(ipv6Packet({ src: ip('2001:db8::2'), dst: ip('fe80::1') }));
+  send(ipv6Packet({ src: ip('2001:db8::2'), dst: ip('ff02::1') }));
+  assert.equal(s.stats.droppedLinkLocal, 3);
+  assert.deepEqual(sout.delivered, []);
+  assert.deepEqual(sout.datagrams, []);
+  send(ipv6Packet({ src: ip('2001:db8::2'), dst: ip('2001:db8:1::1') }));
+  assert.equal(sout.delivered.length, 1, 'global destinations still pass');
 });

@@ -21,6 +21,7 @@ import {
   checkPacket,
   decrementHopLimit,
   inspectPacket,
+  isLinkLocal,
   type PacketRules,
 } from './ip.js';
 import type { HeaderList } from './request.js';
@@ -87,6 +88,8 @@ export interface TunnelStats {
   droppedTooBig: number;
   droppedHopLimit: number;
   droppedNotOpen: number;
+  /** Link-local traffic from the peer, which a proxy never forwards. */
+  droppedLinkLocal: number;
   icmpSent: number;
 }
 
@@ -116,6 +119,7 @@ export abstract class Tunnel {
     droppedTooBig: 0,
     droppedHopLimit: 0,
     droppedNotOpen: 0,
+    droppedLinkLocal: 0,
     icmpSent: 0,
   };
   readonly contexts: ContextRegistry;
@@ -334,6 +338,15 @@ export abstract class Tunnel {
     const info = this.info;
     if (!inspectPacket(buf, offset, length, info)) {
       this.stats.droppedMalformed++;
+      return;
+    }
+    if (
+      this.contexts.role === 'proxy' &&
+      (isLinkLocal(buf, info.srcOffset, info.version) ||
+        isLinkLocal(buf, info.dstOffset, info.version))
+    ) {
+      // The tunnel is a link of its own: link-local traffic never leaves it (RFC 9484 §7.1).
+      this.stats.droppedLinkLocal++;
       return;
     }
     const verdict = checkPacket(buf, info, this.ingress);
