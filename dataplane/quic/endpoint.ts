@@ -32,6 +32,8 @@ export interface EndpointOptions {
   handshakeTimeoutMs?: number;
   /** Default 'bbr'. */
   cc?: CongestionControl;
+  /** Server: validate client addresses with a Retry round trip before keeping any state (load). */
+  retry?: boolean;
   /** SO_REUSEPORT, for several endpoints (one per worker) on one port. */
   reusePort?: boolean;
   /** This endpoint's shard (0..shardCount-1); it must be the shardId-th socket bound to the port. */
@@ -138,6 +140,8 @@ export interface EndpointCounters {
   versionNegotiationSent: number;
   statelessResetSent: number;
   acceptFailed: number;
+  retrySent: number;
+  retryTokenInvalid: number;
   handshakeFailed: number;
   tlsNoCertificate: number;
   tlsUntrusted: number;

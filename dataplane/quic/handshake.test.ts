@@ -214,3 +214,23 @@ test('a replayed client Initial does not create a second connection', async () =
     await client.close();
   }
 });
+
+test('Retry: the server validates the address first, then the handshake completes', async () => {
+  const retryServer = new Endpoint(serverOptions({ retry: true }), {});
+  const done = deferred<boolean>(5000, 'handshake after Retry');
+  const client = new Endpoint(clientOptions(), {
+    onHandshake: () => done.resolve(true),
+    onClose: () => done.resolve(false),
+  });
+  try {
+    client.connect('::1', retryServer.address().port);
+    assert.equal(await done.promise, true);
+    const c = retryServer.counters();
+    assert.equal(c.retrySent, 1);
+    assert.equal(c.retryTokenInvalid, 0);
+    await until(() => retryServer.counters().connectionsAccepted === 1, 2000, 'accepted');
+  } finally {
+    await client.close();
+    await retryServer.close();
+  }
+});

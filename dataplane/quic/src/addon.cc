@@ -384,6 +384,7 @@ ENTRY(js_new) {
     else fail(env, "ERR_INVALID_ARG_VALUE", "cc must be 'bbr', 'cubic' or 'reno'");
   }
   if ((v = prop(env, o, "reusePort"))) cfg.reuse_port = get_bool(env, v);
+  if ((v = prop(env, o, "retry"))) cfg.retry = get_bool(env, v);
   if ((v = prop(env, o, "shardId"))) cfg.shard_id = static_cast<uint32_t>(get_number(env, v, "shardId"));
   if ((v = prop(env, o, "shardCount"))) cfg.shard_count = static_cast<uint32_t>(get_number(env, v, "shardCount"));
   if ((v = prop(env, o, "datagramQueueLength")))
@@ -584,6 +585,8 @@ ENTRY(js_counters) {
   set("versionNegotiationSent", k.version_negotiation_sent);
   set("statelessResetSent", k.stateless_reset_sent);
   set("acceptFailed", k.accept_failed);
+  set("retrySent", k.retry_sent);
+  set("retryTokenInvalid", k.retry_token_invalid);
   set("handshakeFailed", k.handshake_failed);
   set("tlsNoCertificate", k.tls_no_certificate);
   set("tlsUntrusted", k.tls_untrusted);

@@ -182,6 +182,31 @@ ssize_t stateless_reset(uint8_t *out, size_t outlen, const uint8_t *secret, cons
   return ngtcp2_pkt_write_stateless_reset(out, outlen, token, rnd, randlen);
 }
 
+ssize_t retry(uint8_t *out, size_t outlen, const ngtcp2_pkt_hd &hd, const SockAddr &from,
+              const uint8_t *secret, const uint8_t *new_scid, uint64_t ts) {
+  ngtcp2_cid scid;
+  ngtcp2_cid_init(&scid, new_scid, kCidLen);
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+  ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
+      token, secret, 32, hd.version, reinterpret_cast<const ngtcp2_sockaddr *>(&from.ss), from.len,
+      &scid, &hd.dcid, ts);
+  if (tokenlen < 0) return -1;
+  return ngtcp2_crypto_write_retry(out, outlen, hd.version, &hd.scid, &scid, &hd.dcid, token,
+                                   static_cast<size_t>(tokenlen));
+}
+
+bool has_retry_token(const ngtcp2_pkt_hd &hd) {
+  return hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY;
+}
+
+bool verify_retry(const ngtcp2_pkt_hd &hd, const SockAddr &from, const uint8_t *secret,
+                  uint64_t ts, ngtcp2_cid *odcid) {
+  return ngtcp2_crypto_verify_retry_token(
+             odcid, hd.token, hd.tokenlen, secret, 32, hd.version,
+             reinterpret_cast<const ngtcp2_sockaddr *>(&from.ss), from.len, &hd.dcid,
+             10 * NGTCP2_SECONDS, ts) == 0;
+}
+
 }  // namespace packet
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +305,7 @@ bool Connection::init_client(const SockAddr &local, const SockAddr &remote, uint
 }
 
 bool Connection::init_server(const ngtcp2_pkt_hd &hd, const SockAddr &local,
-                             const SockAddr &remote, uint64_t ts) {
+                             const SockAddr &remote, uint64_t ts, const ngtcp2_cid *odcid) {
   local_ = local;
   remote_ = remote;
   ts = clamp(ts);
@@ -291,8 +316,16 @@ bool Connection::init_server(const ngtcp2_pkt_hd &hd, const SockAddr &local,
   fill_settings(&settings, ts);
   ngtcp2_transport_params params;
   fill_params(&params);
-  params.original_dcid = hd.dcid;
+  params.original_dcid = odcid ? *odcid : hd.dcid;
   params.original_dcid_present = 1;
+  if (odcid) {
+    // After Retry the client addresses us by the Retry packet's SCID (now hd.dcid).
+    params.retry_scid = hd.dcid;
+    params.retry_scid_present = 1;
+    settings.token = hd.token;
+    settings.tokenlen = hd.tokenlen;
+    settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+  }
   if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token,
                                                    ep_->reset_secret(), 32, &scid) != 0)
     return false;
@@ -707,6 +740,7 @@ int Connection::write_stream(int64_t sid, const uint8_t *data, size_t len, bool 
 
 int Connection::reset_stream(int64_t sid, uint64_t code) {
   if (state_ != State::kOpen && state_ != State::kHandshake) return -1;
+  if (sid < 0 || (is_uni(sid) && !is_local_stream(sid, server_))) return -1;  // no send side
   int rv = ngtcp2_conn_shutdown_stream_write(conn_, 0, sid, code);
   auto it = streams_.find(sid);
   if (it != streams_.end()) {
@@ -719,11 +753,13 @@ int Connection::reset_stream(int64_t sid, uint64_t code) {
 
 int Connection::stop_sending(int64_t sid, uint64_t code) {
   if (state_ != State::kOpen && state_ != State::kHandshake) return -1;
+  if (sid < 0 || (is_uni(sid) && is_local_stream(sid, server_))) return -1;  // no receive side
   return ngtcp2_conn_shutdown_stream_read(conn_, 0, sid, code);
 }
 
 void Connection::extend_stream_credit(int64_t sid, uint64_t bytes) {
   if (bytes == 0 || (state_ != State::kOpen && state_ != State::kHandshake)) return;
+  if (sid < 0 || (is_uni(sid) && is_local_stream(sid, server_))) return;
   ngtcp2_conn_extend_max_stream_offset(conn_, sid, bytes);
   ngtcp2_conn_extend_max_offset(conn_, bytes);
 }

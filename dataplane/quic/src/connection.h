@@ -64,6 +64,7 @@ struct EndpointConfig {
   uint64_t idle_timeout_ms = 30000;
   uint64_t keep_alive_ms = 0;
   uint64_t handshake_timeout_ms = 10000;
+  bool retry = false;  // server: validate client addresses with Retry before any state
   int cc = 2;  // ngtcp2_cc_algo
   bool reuse_port = false;
   uint32_t shard_id = 0;
@@ -82,6 +83,13 @@ bool accept(const uint8_t *pkt, size_t len, ngtcp2_pkt_hd *hd);
 ssize_t version_negotiation(uint8_t *out, size_t outlen, const ngtcp2_version_cid &vc);
 ssize_t stateless_reset(uint8_t *out, size_t outlen, const uint8_t *secret, const uint8_t *dcid,
                         size_t dcidlen, size_t len);
+// Retry (address validation): a Retry packet moving the client to `new_scid`, and the check of
+// the token a client echoes (recovers the original DCID).
+ssize_t retry(uint8_t *out, size_t outlen, const ngtcp2_pkt_hd &hd, const SockAddr &from,
+              const uint8_t *secret, const uint8_t *new_scid, uint64_t ts);
+bool has_retry_token(const ngtcp2_pkt_hd &hd);
+bool verify_retry(const ngtcp2_pkt_hd &hd, const SockAddr &from, const uint8_t *secret,
+                  uint64_t ts, ngtcp2_cid *odcid);
 }  // namespace packet
 
 class Connection {
@@ -95,8 +103,9 @@ class Connection {
 
   bool init_client(const SockAddr &local, const SockAddr &remote, uint64_t ts, std::string *err);
   // `pkt` is the client's first Initial; ngtcp2_accept has already approved it.
+  // `odcid` is set when the client came back with a valid Retry token.
   bool init_server(const ngtcp2_pkt_hd &hd, const SockAddr &local, const SockAddr &remote,
-                   uint64_t ts);
+                   uint64_t ts, const ngtcp2_cid *odcid);
 
   // I/O, driven by the endpoint.
   void read(const SockAddr &local, const SockAddr &remote, const uint8_t *pkt, size_t len,

@@ -384,10 +384,29 @@ void Endpoint::handle_packet(const uint8_t *pkt, size_t len, const SockAddr &fro
     counters_.accept_failed++;
     return;
   }
+  ngtcp2_cid odcid;
+  bool retried = false;
+  if (cfg_.retry && hd.type == NGTCP2_PKT_INITIAL) {
+    if (!packet::has_retry_token(hd)) {
+      uint8_t scid[kCidLen];
+      gen_cid(scid, kCidLen);
+      ssize_t n = packet::retry(txbuf_.data(), kMaxUdpPayload, hd, from, reset_secret_, scid, ts);
+      if (n > 0) {
+        send(from, txbuf_.data(), static_cast<size_t>(n), static_cast<size_t>(n));
+        counters_.retry_sent++;
+      }
+      return;
+    }
+    if (!packet::verify_retry(hd, from, reset_secret_, ts, &odcid)) {
+      counters_.retry_token_invalid++;
+      return;
+    }
+    retried = true;
+  }
   uint32_t id = next_id_++;
   if (id == 0) id = next_id_++;
   auto c = std::make_unique<Connection>(this, id, true);
-  if (!c->init_server(hd, local(), from, ts)) {
+  if (!c->init_server(hd, local(), from, ts, retried ? &odcid : nullptr)) {
     counters_.accept_failed++;
     return;
   }

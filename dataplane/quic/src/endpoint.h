@@ -29,6 +29,8 @@ struct Counters {
   uint64_t version_negotiation_sent = 0; //
   uint64_t stateless_reset_sent = 0;     //
   uint64_t accept_failed = 0;            // long header that is not a valid first Initial
+  uint64_t retry_sent = 0;               // Retry packets sent (retry option)
+  uint64_t retry_token_invalid = 0;      // Initial with a bad/expired/foreign Retry token
   uint64_t handshake_failed = 0;         // connection closed before the handshake was confirmed
   uint64_t tls_no_certificate = 0;       // peer sent no certificate
   uint64_t tls_untrusted = 0;            // not issued by our CA / bad signature / expired / name
