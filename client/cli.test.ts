@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleText, makePki, type BundleParts, type Pki } from './pki-fixture.js';
+import { buildStatus, ControlServer } from './status.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(repo, 'bin', 'masque-client.js');
@@ -184,6 +185,50 @@ describe('masque-client CLI: flags', { concurrency: 4 }, () => {
       /--template "vpn" must start with \//,
     );
     assertOneLine(await cli(['--config', file, '--dns']), /--dns: .* names no DNS servers/);
+  });
+
+  it('status asks the running client: human summary, or --json for scripts', async () => {
+    const stateDir = join(dir, 'state-live');
+    const snapshot = buildStatus(
+      {
+        state: 'up',
+        stateSince: Date.now(),
+        startedAt: Date.now() - 5000,
+        connectedAt: Date.now() - 3000,
+        reconnects: 1,
+        failedAttempts: 0,
+        lastError: undefined,
+        deniedReason: undefined,
+        addresses: ['10.77.0.2/32'],
+        routes: ['10.77.0.0/16'],
+        traffic: { bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4 },
+        droppedWhileDown: 0,
+        rttMs: 1.5,
+        lossRatio: 0,
+        fec: undefined,
+        nextAttemptAt: undefined,
+      },
+      {
+        tun: 'mq7',
+        identity: 'alice/laptop',
+        serverName: 'vpn.test',
+        endpoints: ['10.200.0.1:4433'],
+      },
+      Date.now(),
+    );
+    const server = await ControlServer.listen(join(stateDir, 'mq7.sock'), () => snapshot);
+    try {
+      // The only socket in the state directory is found without --tun.
+      const human = await cli(['status', '--state-dir', stateDir]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(human.stdout, /^state: +up for 3s$/m);
+      assert.match(human.stdout, /^addresses: +10\.77\.0\.2\/32$/m);
+      const json = await cli(['status', '--json', '--control-socket', join(stateDir, 'mq7.sock')]);
+      assert.equal(json.code, 0, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout), JSON.parse(JSON.stringify(snapshot)));
+    } finally {
+      await server.close();
+    }
   });
 
   it('status without a running client says so', async () => {

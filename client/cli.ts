@@ -92,6 +92,9 @@ function program(io: CliIo, deps: CliDeps, setCode: (code: number) => void): Com
       outputError: (t, write) => write(`${t.trim().replace(/\s*\n\s*/g, ' ')}\n`),
     })
     .exitOverride()
+    // Without this, root options (--state-dir, --control-socket, --tun) would swallow the
+    // subcommand's options of the same name.
+    .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .option('-c, --config <file>', 'client bundle (TOML, from `vpnctl user add … --out FILE`)')
     .option('--key <file>', 'private key, for a bundle exported from a CSR (it has no tls.key)')
