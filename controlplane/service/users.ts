@@ -21,9 +21,15 @@ export function usersService(cp: ControlPlane): Implementation<typeof UsersServi
         deviceName,
         cp.now(),
       );
-      // The user is committed; addresses come next. If this fails (pool exhausted) the user stays
-      // without addresses, and the error says so: the next export or Authorize retries.
-      await cp.pools.allocate(String(device.id));
+      // Addresses come after the user's own transaction (the pool probes across awaits). If the
+      // pool is full the user is taken back out, so a failed add leaves nothing behind. (A crash
+      // between the two leaves a user without a lease; its next export or Authorize allocates.)
+      try {
+        await cp.pools.allocate(String(device.id));
+      } catch (err) {
+        await cp.store.removeUser(name, cp.now(), 'address allocation failed');
+        throw err;
+      }
       const bundle = req.bundle ? await cp.exportBundle(device, '') : undefined;
       cp.log.info({ user: name, device: deviceName }, 'user added');
       return {
@@ -61,16 +67,16 @@ export function usersService(cp: ControlPlane): Implementation<typeof UsersServi
     },
 
     async disableUser(req) {
-      const user = await cp.store.setUserDisabled(req.name, true);
-      if (user === undefined) await cp.requireUser(req.name);
-      const sessions = await cp.store.listSessions({ userName: req.name });
-      await cp.kick(sessions, 'user disabled');
-      return cp.userView(user ?? (await cp.requireUser(req.name)), true);
+      const user =
+        (await cp.store.setUserDisabled(req.name, true)) ?? (await cp.requireUser(req.name));
+      await cp.kick(await cp.store.listSessions({ userName: req.name }), 'user disabled');
+      return cp.userView(user, true);
     },
 
     async enableUser(req) {
-      const user = await cp.store.setUserDisabled(req.name, false);
-      return cp.userView(user ?? (await cp.requireUser(req.name)), true);
+      const user =
+        (await cp.store.setUserDisabled(req.name, false)) ?? (await cp.requireUser(req.name));
+      return cp.userView(user, true);
     },
 
     async removeUser(req) {
