@@ -1,16 +1,13 @@
-// Error codes and typed errors of the CONNECT-IP layer. The numeric codes are HTTP/3's
-// (RFC 9114 §8.1, RFC 9297 §5.2); they are repeated here so this layer's codecs stand alone and the
-// h3 layer can map a MasqueError straight onto RESET_STREAM / STOP_SENDING / CONNECTION_CLOSE.
+// The HTTP/3 error codes this layer acts with (named as in PROTOCOL.md §1.6, values from
+// h3/error.ts) and its typed errors, which carry the code the stream is reset with.
 
-export const H3_NO_ERROR = 0x100;
-export const H3_GENERAL_PROTOCOL_ERROR = 0x101;
-export const H3_INTERNAL_ERROR = 0x102;
-export const H3_EXCESSIVE_LOAD = 0x107;
-export const H3_ID_ERROR = 0x108;
-export const H3_REQUEST_REJECTED = 0x10b;
-export const H3_REQUEST_CANCELLED = 0x10c;
-export const H3_MESSAGE_ERROR = 0x10e;
-export const H3_DATAGRAM_ERROR = 0x33;
+import { H3ErrorCode } from '../h3/error.js';
+
+export const H3_NO_ERROR = H3ErrorCode.NO_ERROR;
+export const H3_EXCESSIVE_LOAD = H3ErrorCode.EXCESSIVE_LOAD;
+export const H3_REQUEST_REJECTED = H3ErrorCode.REQUEST_REJECTED;
+export const H3_REQUEST_CANCELLED = H3ErrorCode.REQUEST_CANCELLED;
+export const H3_MESSAGE_ERROR = H3ErrorCode.MESSAGE_ERROR;
 
 /** Whether the error ends the request stream (both directions) or the whole connection. */
 export type ErrorScope = 'stream' | 'connection';

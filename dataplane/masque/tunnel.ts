@@ -147,6 +147,7 @@ export abstract class Tunnel {
   private readonly info = new PacketInfo();
   private readonly datagramBuffer: Uint8Array;
   private readonly icmpBuffer = new Uint8Array(ICMP_ERROR_BUFFER_SIZE + 8);
+  private readonly datagramsInCapsules: boolean;
   private readonly icmpPerSecond: number;
   private readonly now: () => number;
   private icmpTokens: number;
@@ -165,8 +166,6 @@ export abstract class Tunnel {
     this.icmpTokens = this.icmpPerSecond;
     this.now = opts.now ?? Date.now;
   }
-
-  private readonly datagramsInCapsules: boolean;
 
   get state(): TunnelState {
     return this.stateValue;
