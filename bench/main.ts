@@ -30,7 +30,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   loss: { module: 'loss/main.js', summary: 'FEC under random and bursty loss (impairment proxy)' },
   load: { module: 'load/main.js', summary: 'thousands of simulated clients: setup rate, RTT, RSS' },
   fuzz: {
-    module: '../dataplane/h3/fuzz-cli.js',
+    module: 'fuzz/main.js',
     summary: 'fuzz every protocol parser (--seconds S)',
   },
   fec: { module: '../dataplane/fec/bench.js', summary: 'FEC encoder/decoder MB/s per core' },
