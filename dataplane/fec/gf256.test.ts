@@ -1,7 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { addInto, gfDiv, gfInv, gfMul, mulAddInto, mulInPlace, GfDivisionByZero } from './gf256.js';
+import {
+  addInto,
+  gfDiv,
+  gfInv,
+  gfMul,
+  mulAddInto,
+  mulAddMany,
+  mulInPlace,
+  GfDivisionByZero,
+} from './gf256.js';
 
 // Carry-less multiply reduced by 0x11d, bit by bit: an independent model of the table.
 function slowMul(a: number, b: number): number {
@@ -48,6 +57,23 @@ test('slice multiply-add and in-place multiply agree with the scalar definition'
         const y = new Uint8Array(src.length);
         addInto(y, 0, src, 0, src.length);
         assert.deepEqual(y, src);
+      },
+    ),
+  );
+});
+
+test('fused multiply-add into many rows equals one pass per row', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 100 }),
+      fc.uint8Array({ minLength: 0, maxLength: 9 }),
+      fc.nat(5),
+      (src, coefs, off) => {
+        const fused = Array.from(coefs, (_, j) => new Uint8Array(src.length + off).fill(j));
+        const apart = fused.map((d) => d.slice());
+        mulAddMany(fused, coefs, coefs.length, off, src, 0, src.length);
+        apart.forEach((d, j) => mulAddInto(d, off, src, 0, src.length, coefs[j]));
+        assert.deepEqual(fused, apart);
       },
     ),
   );

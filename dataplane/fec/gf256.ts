@@ -97,3 +97,67 @@ export function mulInPlace(buf: Uint8Array, off: number, len: number, c: number)
   const row = c << 8;
   for (let i = off, end = off + len; i < end; i++) buf[i] = MUL[row | buf[i]];
 }
+
+/**
+ * dsts[j][dstOff..+len) ^= coefs[j] · src[srcOff..+len) for j < count: the sender's per-packet
+ * work, fused so each source byte is read once for up to four accumulators (about 1.5× faster than
+ * separate passes for three repair rows).
+ */
+export function mulAddMany(
+  dsts: readonly Uint8Array[],
+  coefs: ArrayLike<number>,
+  count: number,
+  dstOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+): void {
+  let g = 0;
+  for (; count - g >= 4; g += 4) {
+    const a = dsts[g];
+    const b = dsts[g + 1];
+    const c = dsts[g + 2];
+    const d = dsts[g + 3];
+    const ra = coefs[g] << 8;
+    const rb = coefs[g + 1] << 8;
+    const rc = coefs[g + 2] << 8;
+    const rd = coefs[g + 3] << 8;
+    for (let i = 0; i < len; i++) {
+      const x = src[srcOff + i];
+      const o = dstOff + i;
+      a[o] ^= MUL[ra | x];
+      b[o] ^= MUL[rb | x];
+      c[o] ^= MUL[rc | x];
+      d[o] ^= MUL[rd | x];
+    }
+  }
+  const left = count - g;
+  if (left === 3) {
+    const a = dsts[g];
+    const b = dsts[g + 1];
+    const c = dsts[g + 2];
+    const ra = coefs[g] << 8;
+    const rb = coefs[g + 1] << 8;
+    const rc = coefs[g + 2] << 8;
+    for (let i = 0; i < len; i++) {
+      const x = src[srcOff + i];
+      const o = dstOff + i;
+      a[o] ^= MUL[ra | x];
+      b[o] ^= MUL[rb | x];
+      c[o] ^= MUL[rc | x];
+    }
+  } else if (left === 2) {
+    const a = dsts[g];
+    const b = dsts[g + 1];
+    const ra = coefs[g] << 8;
+    const rb = coefs[g + 1] << 8;
+    for (let i = 0; i < len; i++) {
+      const x = src[srcOff + i];
+      const o = dstOff + i;
+      a[o] ^= MUL[ra | x];
+      b[o] ^= MUL[rb | x];
+    }
+  } else if (left === 1) {
+    mulAddInto(dsts[g], dstOff, src, srcOff, len, coefs[g]);
+  }
+}

@@ -14,7 +14,7 @@ import {
   writeFecHeader,
 } from './header.js';
 import { type FecMetrics, newFecMetrics } from './metrics.js';
-import { LENGTH_PREFIX, MAX_PACKET, addPacketToSymbol, symbolSize } from './symbol.js';
+import { LENGTH_PREFIX, MAX_PACKET, addPacketToSymbols, symbolSize } from './symbol.js';
 
 /** Where the sender's datagram payloads go. Views are valid only during the call. */
 export interface FecSendSink {
@@ -49,6 +49,7 @@ export class FecSender {
   private readonly schemeId: 0 | 1;
   private readonly acc: Uint8Array[];
   private readonly header = new Uint8Array(FEC_HEADER_SIZE);
+  private readonly coefs = new Uint8Array(256);
   private readonly h: FecHeader = { scheme: 0, blockId: 0, index: 0, k: 1, m: 1 };
   private planK: number;
   private planM = 0;
@@ -122,9 +123,8 @@ export class FecSender {
       return;
     }
     const index = this.count;
-    for (let j = 0; j < this.blockM; j++) {
-      addPacketToSymbol(this.acc[j], packet, 0, len, this.code.coefficient(j, index));
-    }
+    for (let j = 0; j < this.blockM; j++) this.coefs[j] = this.code.coefficient(j, index);
+    addPacketToSymbols(this.acc, this.coefs, this.blockM, packet, 0, len);
     if (len > this.longest) this.longest = len;
     this.count++;
     this.emitHeader(index, this.blockK, this.blockM);

@@ -1,7 +1,7 @@
 // Symbol layout. Packets of one block differ in length, so every symbol is the packet's true length
 // (16 bits, big-endian) followed by the packet, zero-padded to the block's longest symbol. The
 // length prefix is coded like the bytes, so a recovered symbol tells how much of it is packet.
-import { gfMul, mulAddInto } from './gf256.js';
+import { gfMul, mulAddInto, mulAddMany } from './gf256.js';
 
 export const LENGTH_PREFIX = 2;
 export const MAX_PACKET = 0xffff;
@@ -33,4 +33,21 @@ export function writeSymbol(dst: Uint8Array, packet: Uint8Array, off: number, le
 
 export function symbolPacketLength(symbol: Uint8Array): number {
   return (symbol[0] << 8) | symbol[1];
+}
+
+/** For j < count: accs[j] ^= coefs[j] · symbol(packet), in one pass over the packet. */
+export function addPacketToSymbols(
+  accs: readonly Uint8Array[],
+  coefs: ArrayLike<number>,
+  count: number,
+  packet: Uint8Array,
+  off: number,
+  len: number,
+): void {
+  for (let j = 0; j < count; j++) {
+    const acc = accs[j];
+    acc[0] ^= gfMul(coefs[j], len >>> 8);
+    acc[1] ^= gfMul(coefs[j], len & 0xff);
+  }
+  mulAddMany(accs, coefs, count, LENGTH_PREFIX, packet, off, len);
 }
