@@ -7,7 +7,7 @@
 import type { ErasureCode, FecScheme } from './code.js';
 import { codeFor } from './codes.js';
 import { isZero } from './block.js';
-import { mulAddInto } from './gf256.js';
+import { mulAddMany } from './gf256.js';
 import {
   FEC_HEADER_SIZE,
   FecHeaderError,
@@ -89,6 +89,7 @@ export class FecReceiver {
   private readonly rows: number[] = [];
   private readonly missing: number[] = [];
   private readonly t: Uint8Array[] = [];
+  private readonly coefs = new Uint8Array(256);
 
   constructor(options: FecReceiverOptions, metrics?: FecMetrics) {
     const { scheme, maxK, maxM, maxPacketSize } = options;
@@ -326,12 +327,13 @@ export class FecReceiver {
     }
     for (let i = 0; i < k; i++) if (!this.test(e, i)) missing.push(i);
     const len = this.eSymLen[e];
-    for (let r = 0; r < rows.length; r++) {
-      for (let i = 0; i < k; i++) {
-        const s = this.dataSlot[e * this.maxK + i];
-        if (s < 0) continue;
-        mulAddInto(t[r], 0, this.slots[s], 0, this.slotLen[s], this.code.coefficient(rows[r], i));
-      }
+    // Subtract what did arrive from each repair row, one pass per data symbol for all rows.
+    const coefs = this.coefs;
+    for (let i = 0; i < k; i++) {
+      const s = this.dataSlot[e * this.maxK + i];
+      if (s < 0) continue;
+      for (let r = 0; r < rows.length; r++) coefs[r] = this.code.coefficient(rows[r], i);
+      mulAddMany(t, coefs, rows.length, 0, this.slots[s], 0, this.slotLen[s]);
     }
     this.code.solve(rows, missing, t, len);
     // Check every recovered symbol before handing any up: a contradiction means the block's
