@@ -186,6 +186,50 @@ test('peer quirks: Huffman on every literal, QPACK streams, GREASE, literal path
   assert.equal(h.delivered.proxy.length, 1);
 });
 
+test('quiche-like proxy (200 without capsule-protocol, no capsules): the client asks for addresses after the grace period', () => {
+  const cconn = new H3Connection({ role: 'client' });
+  const pconn = new H3Connection({ role: 'server', huffman: 'always', openQpackStreams: true });
+  const client = new ClientConnection(cconn, { deliver: () => {}, now: () => 1000 });
+  const fromClient: string[] = [];
+  const pump = (): void => {
+    for (let moved = true; moved;) {
+      moved = false;
+      for (let a = cconn.pollAction(); a; a = cconn.pollAction()) {
+        moved = true;
+        if (a.kind === 'write') {
+          if (a.streamId === 0 && a.data.length) fromClient.push(toHex(a.data));
+          pconn.streamData(a.streamId, a.data, a.fin);
+        }
+      }
+      for (let a = pconn.pollAction(); a; a = pconn.pollAction()) {
+        moved = true;
+        if (a.kind === 'write') cconn.streamData(a.streamId, a.data, a.fin);
+      }
+      for (let e = pconn.pollEvent(); e; e = pconn.pollEvent()) {
+        if (e.kind === 'request') pconn.respond(e.streamId, [[':status', '200']]);
+      }
+      client.pump();
+    }
+  };
+  pump();
+  const t = client.open({
+    template: parseTemplate('https://proxy.example.org/vpn'),
+    addressGraceMs: 30,
+  });
+  pump();
+  assert.equal(t.state, 'open');
+  assert.equal(client.nextTimeout(), 1030);
+  fromClient.length = 0;
+  client.onTimeout(1029);
+  pump();
+  assert.deepEqual(fromClient, []);
+  client.onTimeout(1030);
+  pump();
+  // One DATA frame (00 1c) holding ADDRESS_REQUEST for any IPv4 /32 (ID 1) and any IPv6 /128 (ID 2).
+  assert.deepEqual(fromClient, ['001c' + '021a010400000000200206' + '00'.repeat(16) + '80']);
+  assert.equal(client.nextTimeout(), undefined);
+});
+
 test('a rejected request (unknown path) ends with 404 and no tunnel; the connection stays up', async () => {
   const h = setup({}, {}, 'https://proxy.example.org/elsewhere');
   await h.pump();

@@ -188,6 +188,21 @@ export class ClientConnection extends TunnelConnection<ClientSession> {
     return session;
   }
 
+  /** The earliest timer any tunnel wants (ms), or undefined. */
+  nextTimeout(): number | undefined {
+    let next: number | undefined;
+    for (const t of this.tunnels.values()) {
+      const due = t.nextTimeout();
+      if (due !== undefined && (next === undefined || due < next)) next = due;
+    }
+    return next;
+  }
+
+  /** Runs the tunnels' due timers (the ADDRESS_REQUEST grace period). */
+  onTimeout(now: number): void {
+    for (const t of this.tunnels.values()) t.onTimeout(now);
+  }
+
   protected override handle(ev: H3Event): void {
     switch (ev.kind) {
       case 'response': {
