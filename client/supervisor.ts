@@ -262,7 +262,7 @@ export class Supervisor {
         () => undefined,
       );
       if (this.#isOver() || generation !== this.#generation) return;
-      // Events of an attempt that failed must not reach us (a late tunnel is closed below).
+      // Events of an attempt that failed must not reach us.
       this.#generation++;
       this.#failedAttempts++;
       this.#connectFailed(err);
