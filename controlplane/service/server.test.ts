@@ -674,3 +674,19 @@ describe('pool exhaustion', () => {
     }
   });
 });
+
+describe('metrics', () => {
+  test('state gauges and per-method RPC latency and errors are exported', async () => {
+    const text = await h.run.metrics.registry.metrics();
+    assert.match(text, /^masque_control_users \d+/m);
+    assert.match(text, /^masque_control_leases\{pool="10\.77\.0\.0\/16"\} [1-9]\d*/m);
+    assert.match(
+      text,
+      /masque_control_rpc_duration_seconds_count\{method="masque\.v1\.Users\/AddUser",code="OK"\} [1-9]/,
+    );
+    assert.match(
+      text,
+      /masque_control_rpc_errors_total\{method="masque\.v1\.Users\/AddUser",code="ALREADY_EXISTS"\} [1-9]/,
+    );
+  });
+});
