@@ -6,12 +6,12 @@ import { Endpoint, type CloseInfo, type Connection } from './endpoint.js';
 import { clientOptions, deferred, serverOptions, sleep } from './testing/harness.js';
 
 test('a silent connection closes after the idle timeout, reported as idle on both sides', async () => {
-  const serverClosed = deferred<CloseInfo>(15000, 'server idle close');
+  const serverClosed = deferred<CloseInfo>(30000, 'server idle close');
   const server = new Endpoint(serverOptions({ idleTimeoutMs: 400 }), {
     onClose: (_c, info) => serverClosed.resolve(info),
   });
   const ready = deferred<Connection>(5000, 'handshake');
-  const clientClosed = deferred<CloseInfo>(15000, 'client idle close');
+  const clientClosed = deferred<CloseInfo>(30000, 'client idle close');
   const client = new Endpoint(clientOptions({ idleTimeoutMs: 400 }), {
     onHandshake: (c) => ready.resolve(c),
     onClose: (_c, info) => clientClosed.resolve(info),
