@@ -48,5 +48,13 @@ test('flags override the file', () => {
   assert.equal(c.server_name, 'b.example');
   assert.deepEqual(c.endpoints, ['10.0.0.2:4433']);
   assert.equal(c.data_dir, '/tmp/x');
-  assert.throws(() => buildConfig(undefined, { serverName: 'bad name!' }), ConfigError);
+  assert.throws(
+    () => buildConfig(undefined, { serverName: 'bad name!' }),
+    (e: unknown) =>
+      e instanceof ConfigError && /^--server-name: expected a DNS name/.test(e.message),
+  );
+  assert.throws(
+    () => buildConfig(undefined, { endpoint: ['nohostport'] }),
+    (e: unknown) => e instanceof ConfigError && /^--endpoint: expected HOST:PORT/.test(e.message),
+  );
 });

@@ -142,7 +142,22 @@ export function buildConfig(
   if (flags.metrics !== undefined) merged.metrics = flags.metrics;
   if (flags.logLevel !== undefined) merged.log_level = flags.logLevel;
   const all = configSchema.safeParse(merged);
-  if (!all.success) throw new ConfigError(describeIssues(all.error, 'flags'));
+  if (!all.success) {
+    // The file was valid on its own, so what is wrong now came from a flag: name the flag.
+    const flagOf: Record<string, string> = {
+      data_dir: '--data-dir',
+      grpc: '--grpc',
+      endpoints: '--endpoint',
+      server_name: '--server-name',
+      metrics: '--metrics',
+      log_level: '--log-level',
+    };
+    throw new ConfigError(
+      all.error.issues
+        .map((i) => `${flagOf[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`)
+        .join('\n'),
+    );
+  }
   return all.data;
 }
 
