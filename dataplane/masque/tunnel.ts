@@ -159,7 +159,9 @@ export abstract class Tunnel {
     this.mtu = opts.mtu ?? 1280;
     this.parser = new CapsuleParser(opts.capsuleLimits);
     this.contexts = new ContextRegistry(role, (buf, off, len) => this.receivePacket(buf, off, len));
-    this.datagramBuffer = new Uint8Array(65535 + 8);
+    // Per tunnel (outputs may re-enter another tunnel synchronously), so sized to what we send:
+    // packets up to the MTU and our own ICMP errors, plus the context ID.
+    this.datagramBuffer = new Uint8Array(Math.max(this.mtu, ICMP_ERROR_BUFFER_SIZE) + 8);
     this.datagramsInCapsules = opts.datagramsInCapsules ?? false;
     this.ingress.policy = opts.ingressPolicy;
     this.icmpPerSecond = opts.icmpPerSecond ?? 100;
