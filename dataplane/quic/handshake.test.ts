@@ -234,3 +234,31 @@ test('Retry: the server validates the address first, then the handshake complete
     await retryServer.close();
   }
 });
+
+test('bad options are refused with typed errors', () => {
+  const bad = (extra: Partial<EndpointOptions>, code: string) =>
+    assert.throws(() => new Endpoint(serverOptions(extra)), { name: 'QuicError', code });
+  bad({ cc: 'vegas' as unknown as 'bbr' }, 'ERR_INVALID_ARG_VALUE');
+  bad({ role: 'peer' as unknown as 'server' }, 'ERR_INVALID_ARG_VALUE');
+  bad({ host: 'localhost' }, 'ERR_QUIC_ENDPOINT');
+  bad({ caPem: 'not a certificate' }, 'ERR_QUIC_ENDPOINT');
+  bad({ shardId: 4, shardCount: 4 }, 'ERR_QUIC_ENDPOINT');
+  const client = new Endpoint(clientOptions({ host: '127.0.0.1' }));
+  try {
+    assert.throws(() => client.connect('::1', 4433), {
+      name: 'QuicError',
+      code: 'ERR_QUIC_CONNECT',
+    });
+  } finally {
+    void client.close();
+  }
+});
+
+test('CUBIC is selectable', async () => {
+  const { outcome, client } = await attempt({ cc: 'cubic' });
+  try {
+    assert.ok(outcome.ok);
+  } finally {
+    await client.close();
+  }
+});
