@@ -77,7 +77,7 @@ export class ClientTunDevice implements OpenedDevice {
       control: this.control,
       ring: this.ring,
     };
-    this.reader = new Worker(fileURLToPath(import.meta.url), { workerData: data });
+    this.reader = new Worker(fileURLToPath(import.meta.url), { workerData: data, execArgv: [] });
     this.reader.unref();
     void this.drain(sink);
   }
