@@ -212,9 +212,7 @@ bool verify_retry(const ngtcp2_pkt_hd &hd, const SockAddr &from, const uint8_t *
 // ---------------------------------------------------------------------------------------------
 
 Connection::Connection(Endpoint *ep, uint32_t id, bool server) : ep_(ep), id_(id), server_(server) {
-  size_t cap = std::max<uint32_t>(ep->config().datagram_queue, 1);
-  dq_data_.resize(cap * kMaxDatagram);
-  dq_len_.resize(cap);
+  dq_limit_ = std::max<uint32_t>(ep->config().datagram_queue, 1);
   announced_ = !server;
 }
 
@@ -698,7 +696,7 @@ void Connection::write(uint64_t ts) {
                     send_order_.end());
   if (send_cursor_ >= send_order_.size()) send_cursor_ = 0;
   dgram_round_blocked_ = false;
-  if (dq_full_reported_ && dq_count_ <= cap / 2) {
+  if (dq_full_reported_ && dq_count_ <= dq_limit_ / 2) {
     dq_full_reported_ = false;
     Event e{};
     e.type = EventType::kDatagramDrain;
@@ -772,9 +770,24 @@ Connection::DgramResult Connection::send_datagram(const uint8_t *data, size_t le
   }
   size_t cap = dq_len_.size();
   if (dq_count_ == cap) {
-    dg_full_++;
-    dq_full_reported_ = true;
-    return DgramResult::kFull;
+    if (cap >= dq_limit_) {
+      dg_full_++;
+      dq_full_reported_ = true;
+      return DgramResult::kFull;
+    }
+    // Grow the ring (in order, head at 0): idle connections keep a small one.
+    size_t ncap = std::min(dq_limit_, std::max<size_t>(16, cap * 2));
+    std::vector<uint8_t> data(ncap * kMaxDatagram);
+    std::vector<uint16_t> lens(ncap);
+    for (size_t i = 0; i < dq_count_; i++) {
+      size_t from = (dq_head_ + i) % cap;
+      memcpy(data.data() + i * kMaxDatagram, dq_data_.data() + from * kMaxDatagram, dq_len_[from]);
+      lens[i] = dq_len_[from];
+    }
+    dq_data_.swap(data);
+    dq_len_.swap(lens);
+    dq_head_ = 0;
+    cap = ncap;
   }
   size_t slot = (dq_head_ + dq_count_) % cap;
   memcpy(dq_data_.data() + slot * kMaxDatagram, data, len);

@@ -228,7 +228,8 @@ class Connection {
   std::vector<int64_t> send_order_;  // streams with data to send (round robin)
   size_t send_cursor_ = 0;
 
-  // DATAGRAM send queue: a ring of fixed slots, allocated once.
+  // DATAGRAM send queue: a ring of fixed-size slots, grown on demand up to dq_limit_ slots.
+  size_t dq_limit_ = 1;
   std::vector<uint8_t> dq_data_;
   std::vector<uint16_t> dq_len_;
   size_t dq_head_ = 0, dq_count_ = 0;
