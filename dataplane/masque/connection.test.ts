@@ -8,7 +8,7 @@ import { H3Connection, type H3ConnectionOptions } from '../h3/connection.js';
 import { parsePrefix, type IpPrefix } from './address.js';
 import { ClientConnection, ProxyConnection } from './connection.js';
 import { H3_NO_ERROR } from './errors.js';
-import { ipv4Packet, toHex } from './fixtures.js';
+import { hex, ipv4Packet, toHex } from './fixtures.js';
 import { fullRange } from './route.js';
 import { parseTemplate } from './template.js';
 import { SendResult } from './tunnel.js';
@@ -281,4 +281,75 @@ test('a reset from either side closes the tunnel on both', async () => {
   h.proxy.sessions.get(4)?.abort(0x101);
   await h.pump();
   assert.equal(u.state, 'closed', 'quiche-style H3_GENERAL_PROTOCOL_ERROR reset');
+});
+
+test('§10.1 item 21 (Cloudflare mode): cf-connect-ip to cloudflareaccess.com path /, SETTINGS 0x276 only, static addresses, no route wait', () => {
+  const cconn = new H3Connection({
+    role: 'client',
+    requirePeerConnectProtocol: false,
+    draftDatagramSetting: true,
+  });
+  // A Cloudflare-like server: its real SETTINGS are replaced on the wire by "0x276=1" alone (no
+  // ENABLE_CONNECT_PROTOCOL, no 0x33), as some Cloudflare endpoints advertise (PROTOCOL.md §9.3).
+  const pconn = new H3Connection({ role: 'server' });
+  const client = new ClientConnection(cconn, { deliver: () => {}, now: () => 0 });
+  const toProxy: Uint8Array[] = [];
+  const requests: Array<Array<[string, string]>> = [];
+  let clientControl = '';
+  const pump = (): void => {
+    for (let moved = true; moved;) {
+      moved = false;
+      for (let a = cconn.pollAction(); a; a = cconn.pollAction()) {
+        moved = true;
+        if (a.kind === 'write') {
+          if (a.streamId === 2) clientControl += toHex(a.data);
+          pconn.streamData(a.streamId, a.data, a.fin);
+        } else if (a.kind === 'datagram') toProxy.push(a.data.slice());
+      }
+      for (let a = pconn.pollAction(); a; a = pconn.pollAction()) {
+        moved = true;
+        if (a.kind !== 'write') continue;
+        if (a.streamId === 3) continue; // replaced below
+        cconn.streamData(a.streamId, a.data, a.fin);
+      }
+      for (let e = pconn.pollEvent(); e; e = pconn.pollEvent()) {
+        if (e.kind === 'request') {
+          requests.push(e.headers);
+          pconn.respond(e.streamId, [
+            [':status', '200'],
+            ['cf-team', 'abc'],
+          ]);
+        }
+      }
+      client.pump();
+    }
+  };
+  cconn.streamData(3, hex('00 04 03 42 76 01'), false);
+  pump();
+  assert.match(clientControl, /427601/, 'the client sends 0x276=1');
+  assert.match(clientControl, /3301/, 'and 0x33=1');
+  assert.equal(cconn.canConnect(), true, 'no ENABLE_CONNECT_PROTOCOL needed in this mode');
+  const t = client.open({
+    template: parseTemplate('https://cloudflareaccess.com/'),
+    protocol: 'cf-connect-ip',
+    extraHeaders: [['user-agent', '']],
+    staticAddresses: [pfx('172.16.0.2/32')],
+    staticRoutes: [fullRange(4)],
+    addressRequest: 'never',
+  });
+  pump();
+  assert.deepEqual(requests[0].slice(0, 5), [
+    [':method', 'CONNECT'],
+    [':scheme', 'https'],
+    [':authority', 'cloudflareaccess.com'],
+    [':path', '/'],
+    [':protocol', 'cf-connect-ip'],
+  ]);
+  assert.equal(t.state, 'open');
+  // No ADDRESS_ASSIGN and no ROUTE_ADVERTISEMENT: packets flow at once from the static address.
+  const p = ipv4Packet({ src: '172.16.0.2', dst: '1.1.1.1' });
+  assert.equal(t.sendPacket(p, 0, p.length), SendResult.Sent);
+  pump();
+  assert.equal(toProxy.length, 1);
+  assert.equal(toHex(toProxy[0].subarray(0, 3)), '000045', 'QSID 0, context 0, IPv4');
 });
