@@ -20,7 +20,7 @@ export npm_config_nodedir="${npm_config_nodedir:-/usr}"
     "$gyp" build --loglevel=error >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 )
 addon="$work/build/Release/quic.node"
-nm -u "$addon" | grep -q __asan_ || { echo "test-asan: $addon is not instrumented" >&2; exit 1; }
+nm -u "$addon" | grep __asan_ >/dev/null || { echo "test-asan: $addon is not instrumented" >&2; exit 1; }
 libasan="$(gcc -print-file-name=libasan.so)"
 if [ $# -eq 0 ]; then set -- "$root/dist/dataplane/quic/"; fi
 cd "$root"
