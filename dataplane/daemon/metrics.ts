@@ -164,6 +164,18 @@ export class DataplaneMetrics {
       this.clientLoss.set({ client: s.client }, s.lossRatio);
       this.last.set(s.sessionId, s);
     }
+    for (const { client, final: f } of report.ended) {
+      if (f === undefined) continue;
+      const prev = this.last.get(f.sessionId);
+      const d = (now: number, before: number | undefined) => Math.max(0, now - (before ?? 0));
+      this.clientBytes.inc({ client, direction: 'rx' }, d(f.bytesIn, prev?.bytesIn));
+      this.clientBytes.inc({ client, direction: 'tx' }, d(f.bytesOut, prev?.bytesOut));
+      this.clientPackets.inc({ client, direction: 'rx' }, d(f.packetsIn, prev?.packetsIn));
+      this.clientPackets.inc({ client, direction: 'tx' }, d(f.packetsOut, prev?.packetsOut));
+      this.clientSpoofed.inc({ client }, d(f.spoofedDropped, prev?.spoofedDropped));
+      this.clientPolicyDrops.inc({ client }, d(f.policyDropped, prev?.policyDropped));
+      this.last.delete(f.sessionId);
+    }
     for (const gone of this.liveByShard.get(report.shard) ?? []) {
       if (!live.has(gone)) this.last.delete(gone);
     }

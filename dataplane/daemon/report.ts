@@ -26,7 +26,23 @@ export interface EndedSession {
   client: string;
   durationSeconds: number;
   reason: string;
+  /**
+   * The session's counters when it ended. What it did since the last snapshot is in no snapshot,
+   * so without these a tunnel shorter than one report interval would never be counted.
+   */
+  final?: FinalFigures;
 }
+
+export type FinalFigures = Pick<
+  SessionFigures,
+  | 'sessionId'
+  | 'bytesIn'
+  | 'bytesOut'
+  | 'packetsIn'
+  | 'packetsOut'
+  | 'spoofedDropped'
+  | 'policyDropped'
+>;
 
 export interface ShardReport {
   type: 'report';

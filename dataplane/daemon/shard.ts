@@ -311,7 +311,21 @@ class Shard {
     tunnel.slot = -1;
     this.bySessionId.delete(tunnel.sessionId);
     const durationSeconds = (Date.now() - tunnel.startedAt) / 1000;
-    this.report.ended.push({ client: tunnel.client, durationSeconds, reason });
+    const st = tunnel.session.stats;
+    this.report.ended.push({
+      client: tunnel.client,
+      durationSeconds,
+      reason,
+      final: {
+        sessionId: tunnel.sessionId,
+        bytesIn: tunnel.bytesIn,
+        bytesOut: tunnel.bytesOut,
+        packetsIn: st.packetsFromPeer,
+        packetsOut: st.packetsToPeer,
+        spoofedDropped: st.droppedSource,
+        policyDropped: st.droppedPolicy + st.droppedDestination,
+      },
+    });
     tunnel.log.info({ reason, seconds: Math.round(durationSeconds) }, 'tunnel closed');
   }
 
