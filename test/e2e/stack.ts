@@ -105,3 +105,56 @@ export async function ping(
   const m = /(\d+) received/.exec(r.stdout);
   return { received: m ? Number(m[1]) : 0, output: r.stdout + r.stderr };
 }
+
+/** Fetches a Prometheus endpoint from inside a namespace (metrics listen on its loopback). */
+export async function scrape(topo: Topology, ns: string, address: string): Promise<string> {
+  const r = await topo.exec(ns, ['curl', '-sf', '--max-time', '5', `http://${address}/metrics`]);
+  return r.stdout;
+}
+
+/**
+ * The value of one sample in Prometheus text format, or undefined when absent. `labels` must all
+ * match (other labels on the sample are ignored).
+ */
+export function metric(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have = new Map<string, string>();
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      have.set(l[1], l[2]);
+    }
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+/** Polls `probe` every 200 ms until it returns true or `timeoutMs` passes; returns the last result. */
+export async function eventually(
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs tunnel-child.js (the client library without a TUN) in a namespace; returns its JSON. */
+export async function tunnelChild<T>(
+  topo: Topology,
+  ns: string,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<T> {
+  const script = join(ROOT, 'dist', 'test', 'e2e', 'tunnel-child.js');
+  const r = await topo.exec(ns, [process.execPath, script, ...args], { timeoutMs });
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as T;
+}
