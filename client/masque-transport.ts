@@ -1,6 +1,10 @@
 // The real TunnelTransport: a QUIC connection from the native addon, HTTP/3 over it, and one
 // CONNECT-IP tunnel on its first request stream. One connection per tunnel, so a reconnect starts
 // from a fresh UDP socket and a fresh handshake.
+import { performance } from 'node:perf_hooks';
+import { parseFecConfig, type FecConfig } from '../dataplane/fec/config.js';
+import type { FecOfferItem } from '../dataplane/fec/negotiation.js';
+import { clientFecAgreement, clientFecOffer, FecSession } from '../dataplane/fec/session.js';
 import { H3Connection, type H3Event } from '../dataplane/h3/connection.js';
 import { datagramHeaderSize, writeDatagramHeader } from '../dataplane/h3/datagram.js';
 import { H3Link } from '../dataplane/link/h3-link.js';
@@ -14,8 +18,10 @@ import { uriTemplate } from './bundle.js';
 import type { IpPrefix, IpRange } from './prefix.js';
 import {
   classifyResponse,
+  type FecPreference,
   type TransportSettings,
   type TunnelCloseReason,
+  type FecStats,
   type TunnelEvents,
   type TunnelHandle,
   type TunnelStats,
@@ -25,6 +31,24 @@ import {
 const H3_NO_ERROR = 0x100;
 const H3_REQUEST_CANCELLED = 0x10c;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How often QUIC's loss counters are fed to the FEC controller. */
+const FEC_OBSERVE_MS = 200;
+
+/**
+ * The engine configuration behind the bundle's [fec]: offer both schemes with `block_size` data
+ * packets per block and up to `redundancy_percent` repair, adaptive (no repair until loss shows).
+ */
+export function fecConfigFrom(pref: FecPreference): FecConfig {
+  const k = Math.min(Math.max(Math.round(pref.blockSize), 1), 200);
+  const percent = Math.min(Math.max(pref.redundancyPercent, 1), 100);
+  return parseFecConfig({
+    enabled: pref.enabled,
+    block_size: k,
+    max_repair: Math.min(Math.max(1, Math.ceil((k * percent) / 100)), 256 - k),
+    min_redundancy_percent: Math.min(10, percent),
+    max_redundancy_percent: percent,
+  });
+}
 
 export interface MasqueTransportOptions {
   idleTimeoutMs?: number;
@@ -109,7 +133,15 @@ export class MasqueTransport implements TunnelTransport {
         },
         {
           onHandshake: (q) => {
-            tunnel = new ActiveTunnel(endpoint, q, events, template, s.addressRequest, s.mtu);
+            tunnel = new ActiveTunnel(
+              endpoint,
+              q,
+              events,
+              template,
+              s.addressRequest,
+              s.mtu,
+              fecConfigFrom(s.fec),
+            );
             tunnel.onOpen = () => {
               if (settled) return;
               settled = true;
@@ -160,6 +192,11 @@ class ActiveTunnel implements TunnelHandle {
   private closedNotified = false;
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
+  private fecOffer: FecOfferItem[] | undefined;
+  private fec: FecSession | undefined;
+  private fecTimer: NodeJS.Timeout | undefined;
+  private fecTimerAt = Infinity;
+  private fecObserver: NodeJS.Timeout | undefined;
   onOpen: () => void = () => undefined;
   onFailed: (err: Error) => void = () => undefined;
 
@@ -170,6 +207,7 @@ class ActiveTunnel implements TunnelHandle {
     private readonly template: ReturnType<typeof parseTemplate>,
     private readonly addressRequest: boolean,
     private readonly mtu: number,
+    private readonly fecConfig: FecConfig,
   ) {
     this.link = new H3Link(quic, this.h3);
     this.link.onEvent = (e) => this.onH3Event(e);
@@ -213,6 +251,7 @@ class ActiveTunnel implements TunnelHandle {
       },
       events: {
         onOpen: () => {
+          this.startFec();
           this.armTimer();
           this.onOpen();
         },
@@ -229,7 +268,62 @@ class ActiveTunnel implements TunnelHandle {
       },
     });
     this.session = session;
-    session.start();
+    const offer = clientFecOffer(this.fecConfig, session);
+    this.fecOffer = offer?.offer;
+    session.start(offer === undefined ? [] : [offer.field]);
+  }
+
+  /** After the 2xx: run FEC if the proxy answered our offer, else leave context 0 alone. */
+  private startFec(): void {
+    const s = this.session;
+    if (s === undefined || this.fecOffer === undefined) return;
+    let agreement;
+    try {
+      agreement = clientFecAgreement(s.responseHeaders ?? [], this.fecOffer);
+    } catch {
+      // An answer we did not offer: the proxy and we disagree, so neither side may use FEC
+      // safely; carry on without it (the proxy's FEC datagrams land on an unknown context).
+      agreement = undefined;
+    }
+    if (agreement === undefined) return;
+    this.fec = new FecSession({
+      port: s,
+      agreement,
+      config: this.fecConfig,
+      maxPacketSize: this.mtu,
+      quicBaseline: this.quic.stats(),
+      now: () => performance.now(),
+    });
+    this.fec.attach();
+    this.fecObserver = setInterval(() => {
+      if (!this.quic.closed) this.fec?.observe(this.quic.stats());
+    }, FEC_OBSERVE_MS);
+    this.fecObserver.unref();
+  }
+
+  private armFecTimer(): void {
+    const due = this.fec?.nextDeadline();
+    if (due === undefined || due >= this.fecTimerAt) return;
+    if (this.fecTimer !== undefined) clearTimeout(this.fecTimer);
+    this.fecTimerAt = due;
+    this.fecTimer = setTimeout(
+      () => {
+        this.fecTimer = undefined;
+        this.fecTimerAt = Infinity;
+        if (this.quic.closed) return;
+        this.fec?.onTimer(performance.now());
+        this.armFecTimer();
+      },
+      Math.max(0, Math.ceil(due - performance.now())),
+    );
+    this.fecTimer.unref();
+  }
+
+  private stopFec(): void {
+    if (this.fecTimer !== undefined) clearTimeout(this.fecTimer);
+    if (this.fecObserver !== undefined) clearInterval(this.fecObserver);
+    this.fecTimer = undefined;
+    this.fecObserver = undefined;
   }
 
   private armTimer(): void {
@@ -291,6 +385,7 @@ class ActiveTunnel implements TunnelHandle {
       s.receiveDatagram(payload, target.offset, len - target.offset);
     }
     this.link.pump();
+    if (this.fec !== undefined) this.armFecTimer();
   }
 
   private sendDatagram(payload: Uint8Array, offset: number, length: number): void {
@@ -316,13 +411,16 @@ class ActiveTunnel implements TunnelHandle {
     if (this.closedNotified || this.closing) return;
     this.closedNotified = true;
     if (this.timer) clearTimeout(this.timer);
+    this.stopFec();
     this.events.closed(reason);
   }
 
   send(packet: Uint8Array): boolean {
     const s = this.session;
     if (s === undefined || this.quic.closed) return false;
-    return s.sendPacket(packet, 0, packet.length) === 0;
+    const sent = s.sendPacket(packet, 0, packet.length) === 0;
+    if (this.fec !== undefined) this.armFecTimer();
+    return sent;
   }
 
   stats(): TunnelStats {
@@ -335,7 +433,23 @@ class ActiveTunnel implements TunnelHandle {
       packetsReceived: st?.packetsFromPeer ?? 0,
       rttMs: q.srttUs > 0 ? q.srttUs / 1000 : undefined,
       lossRatio: q.datagramsSent > 0 ? q.datagramsLost / q.datagramsSent : 0,
-      fec: undefined,
+      fec: this.fecStats(),
+    };
+  }
+
+  private fecStats(): FecStats | undefined {
+    const f = this.fec;
+    if (f === undefined) return undefined;
+    const m = f.metrics;
+    return {
+      scheme: f.scheme,
+      repairSent: m.repairPacketsSent,
+      repairReceived: m.repairPacketsReceived,
+      recovered: m.packetsRecovered,
+      unrecoverable: m.unrecoverableBlocks,
+      protected: m.packetsProtected,
+      overheadBytes: m.overheadBytes,
+      ratio: m.currentRatio,
     };
   }
 
@@ -343,6 +457,7 @@ class ActiveTunnel implements TunnelHandle {
     if (this.closing) return;
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
+    this.stopFec();
     if (this.session !== undefined && this.session.state === 'open') {
       this.session.abort(H3_REQUEST_CANCELLED, 'client closing');
     }

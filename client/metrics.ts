@@ -107,6 +107,11 @@ function register(registry: Registry, current: () => ClientStatus): void {
     s.rttMs === null ? null : s.rttMs / 1000,
   );
   gauge('masque_client_loss_ratio', 'Share of QUIC packets declared lost', (s) => s.lossRatio);
+  gauge(
+    'masque_client_fec_ratio',
+    'FEC repair to data ratio in use (0: off, or no loss seen)',
+    (s) => s.fec?.ratio ?? 0,
+  );
   total('masque_client_reconnects_total', 'Times an up tunnel was lost', (s) => s.reconnects);
   total(
     'masque_client_failed_attempts_total',
@@ -137,6 +142,11 @@ function register(registry: Registry, current: () => ClientStatus): void {
     'masque_client_fec_unrecoverable_total',
     'FEC blocks that could not be repaired',
     (s) => s.fec?.unrecoverable ?? 0,
+  );
+  total(
+    'masque_client_fec_overhead_bytes_total',
+    'Bytes spent on FEC (headers on data packets and repair packets)',
+    (s) => s.fec?.overheadBytes ?? 0,
   );
 }
 

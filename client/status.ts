@@ -127,7 +127,10 @@ export function formatStatus(s: ClientStatus): string {
     rows.push([
       'fec',
       `${s.fec.scheme}: repair sent ${s.fec.repairSent}, received ${s.fec.repairReceived}, ` +
-        `recovered ${s.fec.recovered}, unrecoverable ${s.fec.unrecoverable}`,
+        `recovered ${s.fec.recovered}, unrecoverable ${s.fec.unrecoverable}` +
+        (s.fec.ratio === undefined
+          ? ''
+          : `, ratio ${(s.fec.ratio * 100).toFixed(0)} %, overhead ${bytes(s.fec.overheadBytes ?? 0)}`),
     ]);
   } else {
     rows.push(['fec', 'off']);

@@ -79,6 +79,12 @@ export interface FecStats {
   readonly repairReceived: number;
   readonly recovered: number;
   readonly unrecoverable: number;
+  /** Data packets sent inside FEC blocks. */
+  readonly protected?: number;
+  /** Bytes spent on FEC headers and repair packets. */
+  readonly overheadBytes?: number;
+  /** Repair-to-data ratio currently in use (0: adaptive mode sees no loss). */
+  readonly ratio?: number;
 }
 
 export interface TunnelHandle {

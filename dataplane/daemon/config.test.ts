@@ -43,3 +43,18 @@ test('splitHostPort handles IPv4, names and bracketed IPv6', () => {
   assert.deepEqual(splitHostPort('vpn.test:1'), { host: 'vpn.test', port: 1 });
   assert.throws(() => splitHostPort('a:99999'), ConfigError);
 });
+
+test('[fec] uses the engine schema: accepts offers by default, unknown keys rejected', () => {
+  const d = buildConfig(undefined, {});
+  assert.equal(d.fec.enabled, true);
+  assert.equal(d.fec.adaptive, true);
+  const c = buildConfig('[fec]\nblock_size = 8\nschemes = ["xor"]\n', {});
+  assert.equal(c.fec.enabled, true);
+  assert.equal(c.fec.block_size, 8);
+  assert.deepEqual(c.fec.schemes, ['xor']);
+  assert.equal(buildConfig('[fec]\nenabled = false\n', {}).fec.enabled, false);
+  assert.throws(
+    () => buildConfig('[fec]\nblocksize = 8\n', {}, 'dp.toml'),
+    (e: unknown) => e instanceof ConfigError && /unknown key 'blocksize'/.test(e.message),
+  );
+});

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
+import { fecConfigSchema } from '../fec/config.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -47,6 +48,18 @@ export const configSchema = z
       })
       .strict()
       .default({ idle_timeout_ms: 30_000, keepalive_ms: 10_000, cc: 'bbr' }),
+    /**
+     * FEC (dataplane/fec, same keys as the client's engine). Unlike the client, the proxy accepts
+     * by default: it only ever answers an offer, so peers that do not offer are untouched.
+     * block_size and max_repair cap what a client may ask for.
+     */
+    fec: z
+      .preprocess(
+        (v) =>
+          v !== null && typeof v === 'object' && !Array.isArray(v) ? { enabled: true, ...v } : v,
+        fecConfigSchema,
+      )
+      .default(() => fecConfigSchema.parse({ enabled: true })),
   })
   .strict();
 

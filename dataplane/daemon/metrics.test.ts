@@ -17,6 +17,10 @@ function session(over: Partial<SessionFigures>): SessionFigures {
     rttSeconds: 0,
     lossRatio: 0,
     fecRecovered: 0,
+    fecRepairSent: 0,
+    fecOverheadBytes: 0,
+    fecRatio: 0,
+    fecUnrecoverableBlocks: 0,
     startedAt: 0,
     ...over,
   };
@@ -77,4 +81,21 @@ test('/metrics is served over HTTP', async () => {
   } finally {
     server.close();
   }
+});
+
+test('FEC figures of a session become per-client counters and a ratio gauge', async () => {
+  const m = new DataplaneMetrics();
+  const r1 = emptyReport(0);
+  r1.sessions.push(session({ fecRecovered: 4, fecRepairSent: 10, fecRatio: 0.2 }));
+  m.apply(r1);
+  const r2 = emptyReport(0);
+  r2.sessions.push(
+    session({ fecRecovered: 9, fecRepairSent: 30, fecOverheadBytes: 4000, fecRatio: 0.1 }),
+  );
+  m.apply(r2);
+  const c = { client: 'alice/laptop' };
+  assert.equal(await value(m, 'masque_vpn_client_fec_recovered_total', c), 9);
+  assert.equal(await value(m, 'masque_vpn_client_fec_repair_sent_total', c), 30);
+  assert.equal(await value(m, 'masque_vpn_client_fec_overhead_bytes_total', c), 4000);
+  assert.equal(await value(m, 'masque_vpn_client_fec_ratio', c), 0.1);
 });

@@ -14,6 +14,11 @@ export class DataplaneMetrics {
   private readonly clientLoss: Gauge;
   private readonly clientSpoofed: Counter;
   private readonly clientPolicyDrops: Counter;
+  private readonly fecRecovered: Counter;
+  private readonly fecRepairSent: Counter;
+  private readonly fecOverhead: Counter;
+  private readonly fecUnrecoverable: Counter;
+  private readonly fecRatio: Gauge;
   private readonly sessionDuration: Histogram;
   private readonly errors: Counter;
   private readonly handshakeFailures: Counter;
@@ -75,6 +80,36 @@ export class DataplaneMetrics {
     this.clientPolicyDrops = new Counter({
       name: 'masque_vpn_client_policy_drops_total',
       help: 'Packets from a client to a destination its policy does not allow (dropped, ICMP sent)',
+      labelNames: ['client'],
+      registers,
+    });
+    this.fecRecovered = new Counter({
+      name: 'masque_vpn_client_fec_recovered_total',
+      help: 'Lost packets from a client rebuilt from FEC repair packets',
+      labelNames: ['client'],
+      registers,
+    });
+    this.fecRepairSent = new Counter({
+      name: 'masque_vpn_client_fec_repair_sent_total',
+      help: 'FEC repair packets sent to a client',
+      labelNames: ['client'],
+      registers,
+    });
+    this.fecOverhead = new Counter({
+      name: 'masque_vpn_client_fec_overhead_bytes_total',
+      help: 'Bytes spent on FEC towards a client (headers on data packets and whole repair packets)',
+      labelNames: ['client'],
+      registers,
+    });
+    this.fecUnrecoverable = new Counter({
+      name: 'masque_vpn_client_fec_unrecoverable_blocks_total',
+      help: 'FEC blocks from a client that kept missing data after the window passed',
+      labelNames: ['client'],
+      registers,
+    });
+    this.fecRatio = new Gauge({
+      name: 'masque_vpn_client_fec_ratio',
+      help: 'Repair to data ratio FEC currently uses towards a client (0 = off or not negotiated)',
       labelNames: ['client'],
       registers,
     });
@@ -162,6 +197,12 @@ export class DataplaneMetrics {
       this.clientPolicyDrops.inc({ client: s.client }, d(s.policyDropped, prev?.policyDropped));
       this.clientRtt.set({ client: s.client }, s.rttSeconds);
       this.clientLoss.set({ client: s.client }, s.lossRatio);
+      const c = { client: s.client };
+      this.fecRecovered.inc(c, d(s.fecRecovered, prev?.fecRecovered));
+      this.fecRepairSent.inc(c, d(s.fecRepairSent, prev?.fecRepairSent));
+      this.fecOverhead.inc(c, d(s.fecOverheadBytes, prev?.fecOverheadBytes));
+      this.fecUnrecoverable.inc(c, d(s.fecUnrecoverableBlocks, prev?.fecUnrecoverableBlocks));
+      this.fecRatio.set(c, s.fecRatio);
       this.last.set(s.sessionId, s);
     }
     for (const { client, final: f } of report.ended) {

@@ -17,7 +17,13 @@ export interface SessionFigures {
   /** Smoothed RTT in seconds and loss ratio (lost / sent packets) from the QUIC connection. */
   rttSeconds: number;
   lossRatio: number;
+  /** FEC (all 0 when the tunnel runs without it): packets rebuilt from repair, etc. */
   fecRecovered: number;
+  fecRepairSent: number;
+  fecOverheadBytes: number;
+  /** Repair-to-data ratio the sender currently uses (0 = off). */
+  fecRatio: number;
+  fecUnrecoverableBlocks: number;
   startedAt: number;
 }
 

@@ -1,4 +1,5 @@
 // Messages between the supervisor (main thread) and a shard worker. Structured-clone plain data.
+import type { FecConfig } from '../fec/config.js';
 import type { RingHandle } from '../ring/spsc.js';
 import type { RouteTableHandle } from '../ring/route-table.js';
 import type { PolicyRuleInput } from './policy.js';
@@ -18,6 +19,8 @@ export interface ShardInit {
   keepAliveMs: number;
   cc: 'bbr' | 'cubic';
   mtu: number;
+  /** FEC answers to clients' offers ([fec] of the data plane config). */
+  fec: FecConfig;
   /** Extra request paths besides the RFC 9484 default template. */
   paths: string[];
   toShard: RingHandle;

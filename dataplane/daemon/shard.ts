@@ -3,7 +3,10 @@
 // TUN rings. Everything about a connection happens on this thread; the supervisor only answers
 // authorisation requests and relays control-plane events.
 import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
+import { FecSession, proxyFecChoice } from '../fec/session.js';
+import type { FecAgreement } from '../fec/negotiation.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
 import { datagramHeaderSize, writeDatagramHeader } from '../h3/datagram.js';
 import { H3Link } from '../link/h3-link.js';
@@ -30,7 +33,13 @@ interface Conn {
   link: H3Link;
   remote: string;
   tunnels: Map<number, Tunnel>;
+  /** One FEC timer per connection, for all its tunnels' flush and hold deadlines. */
+  fecTimer: NodeJS.Timeout | undefined;
+  fecTimerAt: number;
 }
+
+/** How often QUIC's loss counters are fed to the FEC controllers. */
+const FEC_OBSERVE_MS = 200;
 
 interface Tunnel {
   conn: Conn;
@@ -51,6 +60,10 @@ interface Tunnel {
   log: Logger;
   /** The client's access policy; replaced live when the control plane changes it. */
   policy: PacketPolicy;
+  /** What we answered to the client's FEC offer (undefined: no FEC on this tunnel). */
+  fecAgreement: FecAgreement | undefined;
+  fecAnswer: HeaderList;
+  fec: FecSession | undefined;
 }
 
 /** Until authorisation compiles the real policy, nothing passes. */
@@ -120,6 +133,7 @@ class Shard {
   start(): void {
     void this.pumpFromTun();
     setInterval(() => this.sendReport(), this.init.reportIntervalMs).unref();
+    setInterval(() => this.observeFec(), FEC_OBSERVE_MS).unref();
     this.post({ type: 'ready', shard: this.init.shard });
     this.log.debug({ port: this.init.port }, 'shard listening');
   }
@@ -138,6 +152,8 @@ class Shard {
       link: new H3Link(quic, h3),
       remote: `${quic.remoteAddress}:${quic.remotePort}`,
       tunnels: new Map(),
+      fecTimer: undefined,
+      fecTimerAt: Infinity,
     };
     quic.userData = conn;
     conn.link.onEvent = (e) => this.onH3Event(conn, e);
@@ -157,6 +173,7 @@ class Shard {
     conn.link.transportClosed(info.code, info.reason);
     for (const t of conn.tunnels.values()) this.endTunnel(t, `connection closed (${info.why})`);
     conn.tunnels.clear();
+    if (conn.fecTimer !== undefined) clearTimeout(conn.fecTimer);
     this.conns.delete(conn);
     this.report.quicConnections = this.conns.size;
   }
@@ -203,8 +220,16 @@ class Shard {
       bytesOut: 0,
       log: this.log.child({ remote: conn.remote, stream: streamId }),
       policy: DENY_ALL,
+      fecAgreement: undefined,
+      fecAnswer: [],
+      fec: undefined,
       session: undefined as unknown as ServerSession,
     };
+    const fec = proxyFecChoice(headers, this.init.fec);
+    if (fec !== undefined) {
+      tunnel.fecAgreement = fec.agreement;
+      tunnel.fecAnswer = [fec.field];
+    }
     const h3 = conn.h3;
     tunnel.session = new ServerSession({
       request: { extendedConnectEnabled: true, templates: this.templates },
@@ -282,6 +307,7 @@ class Shard {
         ok: true,
         addresses: reply.addresses.map((a) => hostPrefix(a)),
         routes: reply.routes.map((r) => toRange(r)),
+        responseHeaders: tunnel.fecAnswer,
       };
     });
   }
@@ -298,11 +324,27 @@ class Shard {
     this.bySessionId.set(tunnel.sessionId, tunnel);
     for (const a of tunnel.addresses) this.routes.set(a, this.init.shard, slot);
     bump(this.report.connections, 'accepted');
-    tunnel.log.info({ addresses: tunnel.addresses }, 'tunnel open');
+    if (tunnel.fecAgreement !== undefined) {
+      // The 200 carrying our answer is out; from now on the client may send on the FEC context.
+      tunnel.fec = new FecSession({
+        port: tunnel.session,
+        agreement: tunnel.fecAgreement,
+        config: this.init.fec,
+        maxPacketSize: this.init.mtu,
+        quicBaseline: tunnel.conn.quic.stats(),
+        now: () => performance.now(),
+      });
+      tunnel.fec.attach();
+    }
+    tunnel.log.info(
+      { addresses: tunnel.addresses, fec: tunnel.fecAgreement ?? 'off' },
+      'tunnel open',
+    );
   }
 
   private endTunnel(tunnel: Tunnel, reason: string): void {
     if (tunnel.slot < 0) return;
+    tunnel.fec?.detach();
     for (const a of tunnel.addresses) {
       this.routes.remove(a, { shard: this.init.shard, session: tunnel.slot });
     }
@@ -345,6 +387,46 @@ class Shard {
     }
     // A datagram can close the connection (H3_DATAGRAM_ERROR); carry that out.
     conn.link.pump();
+    this.armFecTimer(conn);
+  }
+
+  // ---- FEC ---------------------------------------------------------------------------------
+
+  /** Re-arms the connection's FEC timer if one of its tunnels now has an earlier deadline. */
+  private armFecTimer(conn: Conn): void {
+    let due = Infinity;
+    for (const t of conn.tunnels.values()) {
+      const d = t.fec?.nextDeadline();
+      if (d !== undefined && d < due) due = d;
+    }
+    if (due === Infinity || due >= conn.fecTimerAt) return;
+    if (conn.fecTimer !== undefined) clearTimeout(conn.fecTimer);
+    conn.fecTimerAt = due;
+    conn.fecTimer = setTimeout(
+      () => this.onFecTimer(conn),
+      Math.max(0, Math.ceil(due - performance.now())),
+    );
+  }
+
+  private onFecTimer(conn: Conn): void {
+    conn.fecTimer = undefined;
+    conn.fecTimerAt = Infinity;
+    if (conn.quic.closed) return;
+    const now = performance.now();
+    for (const t of conn.tunnels.values()) t.fec?.onTimer(now);
+    this.armFecTimer(conn);
+  }
+
+  /** QUIC's datagram loss counters drive each tunnel's adaptive redundancy. */
+  private observeFec(): void {
+    for (const conn of this.conns) {
+      let stats: ReturnType<Connection['stats']> | undefined;
+      for (const t of conn.tunnels.values()) {
+        if (t.fec === undefined) continue;
+        stats ??= conn.quic.stats();
+        t.fec.observe(stats);
+      }
+    }
   }
 
   private sendDatagram(tunnel: Tunnel, payload: Uint8Array, offset: number, length: number): void {
@@ -386,6 +468,7 @@ class Shard {
           continue;
         }
         tunnel.session.sendPacket(ring.slot(i), 0, ring.length(i));
+        if (tunnel.fec !== undefined) this.armFecTimer(tunnel.conn);
       }
       ring.release(n);
       // Let QUIC I/O run between batches: the ring may never run dry under load.
@@ -474,7 +557,11 @@ class Shard {
         policyDropped: st.droppedPolicy + st.droppedDestination,
         rttSeconds: s.srttUs / 1e6,
         lossRatio: s.datagramsSent > 0 ? s.datagramsLost / s.datagramsSent : 0,
-        fecRecovered: 0,
+        fecRecovered: t.fec?.metrics.packetsRecovered ?? 0,
+        fecRepairSent: t.fec?.metrics.repairPacketsSent ?? 0,
+        fecOverheadBytes: t.fec?.metrics.overheadBytes ?? 0,
+        fecRatio: t.fec?.metrics.currentRatio ?? 0,
+        fecUnrecoverableBlocks: t.fec?.metrics.unrecoverableBlocks ?? 0,
         startedAt: t.startedAt,
       });
     }

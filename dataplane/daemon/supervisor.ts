@@ -269,6 +269,7 @@ async function serve(
       keepAliveMs: config.quic.keepalive_ms,
       cc: config.quic.cc,
       mtu: config.mtu,
+      fec: config.fec,
       paths: config.paths,
       toShard: plane.toShard[i],
       toWriter: plane.toWriter[i],

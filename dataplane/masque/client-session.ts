@@ -38,6 +38,7 @@ export class ClientSession extends Tunnel {
   private requestSent = false;
   private nextRequestId = 1;
   private statusValue: number | undefined;
+  private responseValue: HeaderList | undefined;
   /** The request stream (for GOAWAY); the owner sets it when the HTTP/3 layer assigns it. */
   streamId: number | undefined;
 
@@ -53,11 +54,21 @@ export class ClientSession extends Tunnel {
     return this.statusValue;
   }
 
-  /** Sends the request. The caller must have the server's SETTINGS (§10.1 item 3). */
-  start(): void {
+  /** The 2xx field section, once it arrived (extensions read their answers from it). */
+  get responseHeaders(): HeaderList | undefined {
+    return this.responseValue;
+  }
+
+  /**
+   * Sends the request. The caller must have the server's SETTINGS (§10.1 item 3). `extraHeaders`
+   * go after the configured ones: an extension's offer that needs context IDs allocated on
+   * this session's registry first (FEC).
+   */
+  start(extraHeaders: HeaderList = []): void {
     if (this.stateValue !== 'idle') return;
     this.stateValue = 'requesting';
-    this.output.sendHeaders(buildConnectIpRequest(this.opts));
+    const extra = [...(this.opts.extraHeaders ?? []), ...extraHeaders];
+    this.output.sendHeaders(buildConnectIpRequest({ ...this.opts, extraHeaders: extra }));
   }
 
   /** A response field section (interim or final). `now` in milliseconds starts the grace timer. */
@@ -84,6 +95,7 @@ export class ClientSession extends Tunnel {
         return;
       case 'success':
         this.statusValue = r.status;
+        this.responseValue = headers;
         this.stateValue = 'open';
         this.openedAt = now;
         this.events.onOpen?.();

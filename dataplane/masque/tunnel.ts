@@ -4,6 +4,7 @@
 // TunnelOutput the owner supplies.
 
 import { type IpPrefix } from './address.js';
+import { copyBytes } from './bytes.js';
 import {
   CapsuleParser,
   encodeCapsule,
@@ -93,6 +94,16 @@ export interface TunnelStats {
   icmpSent: number;
 }
 
+/**
+ * An extension that encapsulates outgoing IP packets itself (FEC): once installed, every packet
+ * `sendPacket` accepts goes to it instead of straight onto context 0. It sends through
+ * `sendPlainPacket` (context 0) and `sendContextDatagram` (its own context).
+ */
+export interface PacketEncapsulator {
+  /** A checked packet (TTL already decremented). The view is valid only during the call. */
+  encapsulate(packet: Uint8Array, offset: number, length: number): void;
+}
+
 /** Outcome of `sendPacket`, for the caller's counters. */
 export const SendResult = {
   Sent: 0,
@@ -152,6 +163,7 @@ export abstract class Tunnel {
   private readonly now: () => number;
   private icmpTokens: number;
   private icmpRefilledAt = 0;
+  private encapsulator: PacketEncapsulator | undefined;
 
   protected constructor(role: Role, opts: TunnelOptions) {
     this.output = opts.output;
@@ -161,7 +173,8 @@ export abstract class Tunnel {
     this.contexts = new ContextRegistry(role, (buf, off, len) => this.receivePacket(buf, off, len));
     // Per tunnel (outputs may re-enter another tunnel synchronously), so sized to what we send:
     // packets up to the MTU and our own ICMP errors, plus the context ID.
-    this.datagramBuffer = new Uint8Array(Math.max(this.mtu, ICMP_ERROR_BUFFER_SIZE) + 8);
+    // 24 more: the context ID (up to 8) and an extension's own header (FEC uses 8).
+    this.datagramBuffer = new Uint8Array(Math.max(this.mtu, ICMP_ERROR_BUFFER_SIZE) + 24);
     this.datagramsInCapsules = opts.datagramsInCapsules ?? false;
     this.ingress.policy = opts.ingressPolicy;
     this.icmpPerSecond = opts.icmpPerSecond ?? 100;
@@ -334,6 +347,44 @@ export abstract class Tunnel {
     this.contexts.dispatch(buf, offset, length);
   }
 
+  /**
+   * Installs (or with undefined removes) the extension that encapsulates outgoing packets. Only
+   * after both ends agreed on it (negotiation is the extension's business), so peers that never
+   * did see context 0 untouched.
+   */
+  setEncapsulator(encapsulator: PacketEncapsulator | undefined): void {
+    this.encapsulator = encapsulator;
+  }
+
+  /** For the encapsulator: one IP packet on context 0, as `sendPacket` would send it. */
+  sendPlainPacket(buf: Uint8Array, offset: number, length: number): void {
+    this.sendDatagramOn(CONTEXT_ID_IP, undefined, buf, offset, length);
+  }
+
+  /**
+   * For an extension: one HTTP Datagram on `contextId` carrying `head` (if any) followed by
+   * `body[offset, offset+length)`; at most 16 bytes of head. Copied, so the views may be reused.
+   */
+  sendContextDatagram(
+    contextId: number,
+    head: Uint8Array | undefined,
+    body: Uint8Array,
+    offset: number,
+    length: number,
+  ): void {
+    if (this.stateValue !== 'open') return;
+    this.sendDatagramOn(contextId, head, body, offset, length);
+  }
+
+  /**
+   * For an extension: an IP packet it took out of its own context (FEC: a protected or recovered
+   * packet). It passes the same checks as a context-0 packet before `deliverPacket`.
+   */
+  receiveExtensionPacket(buf: Uint8Array, offset: number, length: number): void {
+    if (this.stateValue !== 'open') return;
+    this.receivePacket(buf, offset, length);
+  }
+
   /** Context 0: an IP packet from the peer. */
   private receivePacket(buf: Uint8Array, offset: number, length: number): void {
     const info = this.info;
@@ -396,13 +447,36 @@ export abstract class Tunnel {
       this.icmpToLocal(buf, offset, length, IcmpError.TimeExceeded);
       return SendResult.HopLimit;
     }
+    if (this.encapsulator !== undefined) {
+      this.stats.packetsToPeer++;
+      this.encapsulator.encapsulate(buf, offset, length);
+      return SendResult.Sent;
+    }
     this.sendToPeer(buf, offset, length);
     return SendResult.Sent;
   }
 
   private sendToPeer(buf: Uint8Array, offset: number, length: number): void {
     this.stats.packetsToPeer++;
-    const n = writeDatagramPayload(this.datagramBuffer, 0, CONTEXT_ID_IP, buf, offset, length);
+    this.sendDatagramOn(CONTEXT_ID_IP, undefined, buf, offset, length);
+  }
+
+  private sendDatagramOn(
+    contextId: number,
+    head: Uint8Array | undefined,
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+  ): void {
+    let n: number;
+    if (head === undefined) {
+      n = writeDatagramPayload(this.datagramBuffer, 0, contextId, buf, offset, length);
+    } else {
+      const at = writeDatagramPayload(this.datagramBuffer, 0, contextId, head, 0, head.length);
+      if (at + length > this.datagramBuffer.length) return;
+      copyBytes(buf, offset, this.datagramBuffer, at, length);
+      n = at + length;
+    }
     if (this.datagramsInCapsules) {
       // Only when QUIC DATAGRAM is unavailable (RFC 9297 §3.5); never as an oversize fallback.
       this.sendCapsules({ kind: 'datagram', payload: this.datagramBuffer.slice(0, n) });
