@@ -156,6 +156,8 @@ async function serve(
   const shards: ShardHandle[] = [];
   const sessionsByDevice = new Map<number, string>();
   const sessionReports = new Map<string, SessionReport>();
+  /** What a live session's final report cannot know any more (RTT and loss need its connection). */
+  const lastPath = new Map<string, { rttMs: number; loss: number; fecRecovered: number }>();
   let stopping = false;
 
   const broadcast = (msg: ToShard) => {
@@ -239,6 +241,32 @@ async function serve(
           fecRecovered: s.fecRecovered,
           droppedSpoofed: s.spoofedDropped,
           droppedPolicy: s.policyDropped,
+        },
+      });
+      lastPath.set(s.sessionId, {
+        rttMs: s.rttSeconds * 1000,
+        loss: s.lossRatio,
+        fecRecovered: s.fecRecovered,
+      });
+    }
+    // Without this the control plane would list every ended tunnel as live until the next
+    // data plane registration.
+    for (const { final: f } of r.ended) {
+      if (f === undefined) continue;
+      const path = lastPath.get(f.sessionId) ?? { rttMs: 0, loss: 0, fecRecovered: 0 };
+      lastPath.delete(f.sessionId);
+      sessionReports.set(f.sessionId, {
+        sessionId: f.sessionId,
+        ended: true,
+        stats: {
+          bytesIn: f.bytesIn,
+          bytesOut: f.bytesOut,
+          packetsIn: f.packetsIn,
+          packetsOut: f.packetsOut,
+          ...path,
+          fecRepairSent: 0,
+          droppedSpoofed: f.spoofedDropped,
+          droppedPolicy: f.policyDropped,
         },
       });
     }
