@@ -1,6 +1,7 @@
 // A client made of the real client library (MasqueTransport), without a TUN, run by the e2e tests
 // inside the client namespace:
-//   node tunnel-child.js burst BUNDLE COUNT PARALLEL  open and close COUNT tunnels
+//   node tunnel-child.js burst COUNT BUNDLE...      open and close COUNT tunnels, one device per
+//                                                  bundle at a time, the bundles in parallel
 //   node tunnel-child.js spoof BUNDLE SPOOFED TARGET  one tunnel behaving like a hostile peer
 // It prints one JSON line with what it saw. The spoof mode bypasses the session's own egress check
 // (a well-behaved client never sends such packets) to reach the server's ingress check.
@@ -93,22 +94,27 @@ function isEchoReplyTo(p: Uint8Array, dst: string, id: number): boolean {
   );
 }
 
-async function burst(path: string, count: number, parallel: number): Promise<object> {
-  const transport = new MasqueTransport(await settingsFrom(path));
-  const addresses = new Set<string>();
+async function burst(count: number, paths: string[]): Promise<object> {
+  // One worker per device: a second live tunnel of the same device replaces the first by design.
+  const transports = await Promise.all(
+    paths.map(async (p) => new MasqueTransport(await settingsFrom(p))),
+  );
+  const addresses = new Map<number, Set<string>>();
   const failures: string[] = [];
   let opened = 0;
   let next = 0;
-  const worker = async () => {
+  const worker = async (device: number) => {
+    const seenAddresses = new Set<string>();
+    addresses.set(device, seenAddresses);
     while (next < count) {
       next++;
       const seen: Seen = { addresses: [], packets: [], closed: [] };
       let handle: TunnelHandle | undefined;
       try {
-        handle = await transport.connect(events(seen), new AbortController().signal);
+        handle = await transports[device].connect(events(seen), new AbortController().signal);
         opened++;
         if (await waitFor(() => seen.addresses.length > 0, 3_000)) {
-          for (const a of seen.addresses) addresses.add(`${a.address}/${a.length}`);
+          for (const a of seen.addresses) seenAddresses.add(`${a.address}/${a.length}`);
         } else failures.push('no ADDRESS_ASSIGN');
       } catch (err) {
         failures.push((err as Error).message);
@@ -118,8 +124,13 @@ async function burst(path: string, count: number, parallel: number): Promise<obj
     }
   };
   const started = Date.now();
-  await Promise.all(Array.from({ length: parallel }, worker));
-  return { opened, failures, addresses: [...addresses], ms: Date.now() - started };
+  await Promise.all(transports.map((_, i) => worker(i)));
+  return {
+    opened,
+    failures,
+    addresses: paths.map((_, i) => [...(addresses.get(i) ?? [])]),
+    ms: Date.now() - started,
+  };
 }
 
 async function spoof(path: string, spoofed: string, target: string): Promise<object> {
@@ -157,12 +168,12 @@ async function spoof(path: string, spoofed: string, target: string): Promise<obj
   }
 }
 
-const [mode, bundle, a, b] = process.argv.slice(2);
+const [mode, ...args] = process.argv.slice(2);
 const run =
   mode === 'burst'
-    ? burst(bundle, Number(a), Number(b))
+    ? burst(Number(args[0]), args.slice(1))
     : mode === 'spoof'
-      ? spoof(bundle, a, b)
+      ? spoof(args[0], args[1], args[2])
       : Promise.reject(new Error(`unknown mode ${mode}`));
 run.then(
   (result) => {
