@@ -151,13 +151,18 @@ export class FecSender {
   private closeBlock(sink: FecSendSink): void {
     const k = this.count;
     const size = LENGTH_PREFIX + this.longest;
-    for (let j = 0; j < this.blockM; j++) {
-      this.emitHeader(k + j, k, this.blockM);
+    // A block the flush timer closed early gets repair in proportion to what it holds (at least
+    // one row): the full plan on a block of two packets would cost more than the packets. Rows
+    // do not depend on m, so the first m rows are a valid code for any smaller m.
+    const m = Math.max(1, Math.min(this.blockM, Math.ceil((k * this.blockM) / this.blockK)));
+    for (let j = 0; j < m; j++) {
+      this.emitHeader(k + j, k, m);
       this.metrics.repairPacketsSent++;
       this.metrics.overheadBytes += FEC_HEADER_SIZE + size;
       sink.sendFec(this.header, this.acc[j].subarray(0, size));
       this.acc[j].fill(0, 0, size);
     }
+    for (let j = m; j < this.blockM; j++) this.acc[j].fill(0, 0, size);
     this.count = 0;
     this.blockId = (this.blockId + 1) & 0xffff;
   }

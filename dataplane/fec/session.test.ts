@@ -173,3 +173,21 @@ test('adaptive mode sends plain context 0 until loss is observed', async () => {
   assert.ok(p.clientContexts.some((c) => c === p.clientFec?.fec.context));
   assert.ok((p.clientFec?.metrics.currentRatio ?? 0) > 0);
 });
+
+test('a block the flush timer closes early gets repair in proportion to its size', async () => {
+  const p = await pair(fixed({ schemes: ['rs'], max_repair: 4 }), fixed({ max_repair: 4 }));
+  const ctx = p.clientFec?.fec.context;
+  for (let i = 0; i < 3; i++) p.client.sendPacket(packet(i), 0, packet(i).length);
+  p.clientFec?.onTimer(5);
+  // 3 data packets with a plan of 4 repair per 10: ceil(3 · 4 / 10) = 2 repair packets.
+  assert.equal(p.clientFec?.metrics.repairPacketsSent, 2);
+  assert.equal(p.clientContexts.filter((c) => c === ctx).length, 5);
+  // A full block carries the whole plan, and any 4 losses in it are recovered.
+  p.drop = (n) => n >= 5 && n < 9;
+  for (let i = 3; i < 13; i++) p.client.sendPacket(packet(i), 0, packet(i).length);
+  assert.equal(p.clientFec?.metrics.repairPacketsSent, 6);
+  assert.deepEqual(
+    [...new Set(p.delivered)].sort((a, b) => a - b),
+    Array.from({ length: 13 }, (_, i) => i),
+  );
+});
