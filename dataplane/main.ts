@@ -32,6 +32,7 @@ const program = new Command('dataplane')
   )
   .option('--tun <name>', 'TUN device name (default mqvpn0)')
   .option('--mtu <bytes>', 'TUN MTU (default 1280)', integer('--mtu'))
+  .option('--fec <on|off>', "answer clients' FEC offers (default on; [fec] in the file for more)")
   .option('--nat', 'enable forwarding and masquerading for the client pools (undone on exit)')
   .option(
     '--drain <seconds>',
@@ -74,6 +75,7 @@ const opts = program.opts<{
   tun?: string;
   mtu?: number;
   nat?: boolean;
+  fec?: string;
   drain?: number;
   metrics?: string;
   logLevel?: DataplaneConfig['log_level'];
@@ -91,6 +93,7 @@ try {
       tun_name: opts.tun,
       mtu: opts.mtu,
       nat: opts.nat,
+      fec: opts.fec === undefined ? undefined : { enabled: opts.fec },
       drain_seconds: opts.drain,
       metrics: opts.metrics,
       log_level: opts.logLevel,

@@ -58,3 +58,14 @@ test('[fec] uses the engine schema: accepts offers by default, unknown keys reje
     (e: unknown) => e instanceof ConfigError && /unknown key 'blocksize'/.test(e.message),
   );
 });
+
+test("--fec on|off switches [fec] and keeps the file's other keys", () => {
+  const off = buildConfig('[fec]\nblock_size = 8\n', { fec: { enabled: 'off' } });
+  assert.equal(off.fec.enabled, false);
+  assert.equal(off.fec.block_size, 8);
+  assert.equal(
+    buildConfig('[fec]\nenabled = false\n', { fec: { enabled: 'on' } }).fec.enabled,
+    true,
+  );
+  assert.throws(() => buildConfig(undefined, { fec: { enabled: 'maybe' } }), ConfigError);
+});

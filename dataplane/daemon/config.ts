@@ -102,6 +102,14 @@ export function buildConfig(
   }
   const merged: Record<string, unknown> = { ...fromFile };
   for (const [key, value] of Object.entries(flags)) if (value !== undefined) merged[key] = value;
+  // --fec on|off switches the [fec] table of the file on or off and keeps its other keys.
+  if (flags.fec !== undefined) {
+    const enabled = (flags.fec as { enabled: unknown }).enabled;
+    merged.fec = {
+      ...(fromFile.fec as object | undefined),
+      enabled: enabled === 'on' ? true : enabled === 'off' ? false : enabled,
+    };
+  }
   const result = configSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(describeIssues(result.error, 'command line'));
   return result.data;
