@@ -18,13 +18,26 @@ interface UdpResult {
 }
 
 /** One iperf3 UDP run from the client namespace to the server's tunnel address. */
-async function udpFlow(topo: Topology, seconds: number): Promise<UdpResult> {
+async function udpFlow(topo: Topology, seconds: number, reverse = false): Promise<UdpResult> {
   const server = topo.startCmd(topo.srv, ['iperf3', '-s', '-1', '-B', '10.77.0.1', '--forceflush']);
   try {
     await server.waitFor(/Server listening/, 10_000);
     const r = await topo.exec(
       topo.cli,
-      ['iperf3', '-u', '-c', '10.77.0.1', '-b', '4M', '-l', '1000', '-t', String(seconds), '-J'],
+      [
+        'iperf3',
+        '-u',
+        '-c',
+        '10.77.0.1',
+        '-b',
+        '4M',
+        '-l',
+        '1000',
+        '-t',
+        String(seconds),
+        '-J',
+        ...(reverse ? ['-R'] : []),
+      ],
       { timeoutMs: (seconds + 20) * 1000 },
     );
     const j = JSON.parse(r.stdout) as {
@@ -76,11 +89,12 @@ test('5% random loss: a UDP flow loses far less through the tunnel with FEC', as
     const alice = await addUser(stack, 'alice');
 
     let status = '';
-    const run = async (fec: boolean): Promise<UdpResult> => {
+    const run = async (fec: boolean): Promise<{ up: UdpResult; down: UdpResult }> => {
       rewriteBundle(alice.bundle, `${topo.srvAddr}:${PROXY_PORT}`, fec);
       const client: Proc = await startClient(topo, topo.cli, alice.bundle);
       try {
-        const r = await udpFlow(topo, 8);
+        // Up: the client's FEC sender, the shard's receiver; down (-R): the other way round.
+        const r = { up: await udpFlow(topo, 6), down: await udpFlow(topo, 6, true) };
         const q = await topo.exec(topo.cli, [
           process.execPath,
           join(ROOT, 'bin', 'masque-client.js'),
@@ -95,31 +109,37 @@ test('5% random loss: a UDP flow loses far less through the tunnel with FEC', as
       }
     };
 
+    const show = (what: string, r: UdpResult) =>
+      t.diagnostic(`${what}: lost ${r.lost}/${r.packets} (${r.lostPercent.toFixed(2)}%)`);
     const plain = await run(false);
-    t.diagnostic(
-      `without FEC: lost ${plain.lost}/${plain.packets} (${plain.lostPercent.toFixed(2)}%)`,
-    );
+    show('up without FEC  ', plain.up);
+    show('down without FEC', plain.down);
     assert.doesNotMatch(dp.output(), /"fec":\{/, 'no FEC without an offer');
     const withFec = await run(true);
-    t.diagnostic(
-      `with FEC:    lost ${withFec.lost}/${withFec.packets} (${withFec.lostPercent.toFixed(2)}%)`,
-    );
+    show('up with FEC     ', withFec.up);
+    show('down with FEC   ', withFec.down);
     assert.match(dp.output(), /"fec":\{"scheme":"rs"/, 'the data plane agreed to Reed–Solomon');
-    // `masque-client status` shows the client's side: repair sent on the lossy uplink.
-    const fecLine = /^fec: +rs: repair sent (\d+), .*$/m.exec(status);
+    // `masque-client status` shows the client's side: repair sent on the uplink, packets of the
+    // downlink recovered.
+    const fecLine = /^fec: +rs: repair sent (\d+), received \d+, recovered (\d+),.*$/m.exec(status);
     assert.ok(fecLine !== null, status);
-    assert.ok(Number(fecLine[1]) > 0, fecLine[0]);
+    assert.ok(Number(fecLine[1]) > 0 && Number(fecLine[2]) > 0, fecLine[0]);
     t.diagnostic(fecLine[0]);
 
     // The proxy really drops (a lossless path would make the comparison meaningless) ...
-    assert.ok(plain.lostPercent >= 2.5, `without FEC only ${plain.lostPercent}% lost`);
-    assert.ok(plain.packets > 1000 && withFec.packets > 1000, 'the flows ran');
-    // ... and FEC recovers most of it (adaptive: the first blocks go unprotected until QUIC
-    // reports loss, so the bound is a factor, not zero).
-    assert.ok(
-      withFec.lostPercent < plain.lostPercent / 3,
-      `with FEC ${withFec.lostPercent}% vs ${plain.lostPercent}% without`,
-    );
+    for (const dir of ['up', 'down'] as const) {
+      const a = plain[dir];
+      const b = withFec[dir];
+      assert.ok(a.lostPercent >= 2.5, `${dir}: without FEC only ${a.lostPercent}% lost`);
+      assert.ok(a.packets > 1000 && b.packets > 1000, `${dir}: the flows ran`);
+      // ... and FEC recovers most of it (adaptive: the first blocks go unprotected until QUIC
+      // reports loss, and small blocks closed by the flush timer carry only one or two repair
+      // packets, so the bound is a factor, not zero).
+      assert.ok(
+        b.lostPercent < a.lostPercent / 3,
+        `${dir}: with FEC ${b.lostPercent}% vs ${a.lostPercent}% without`,
+      );
+    }
     assert.ok(Date.now() - started < 90_000, 'the test stays within its time budget');
   } finally {
     await topo.destroy();
