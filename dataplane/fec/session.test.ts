@@ -3,6 +3,7 @@
 // checks still applied to what FEC delivers. The test reaches into ../masque; the module does not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parsePrefix, type IpPrefix } from '../masque/address.js';
 import { ClientSession } from '../masque/client-session.js';
 import { readContextId } from '../masque/datagram.js';
@@ -189,5 +190,30 @@ test('a block the flush timer closes early gets repair in proportion to its size
   assert.deepEqual(
     [...new Set(p.delivered)].sort((a, b) => a - b),
     Array.from({ length: 13 }, (_, i) => i),
+  );
+});
+
+test('the proxy answers any request field without throwing, and only with what was offered', () => {
+  const cfg = parseFecConfig({ enabled: true });
+  const member = fc
+    .tuple(
+      fc.constantFrom('rs', 'xor', 'zz', '1x', '"rs"'),
+      fc.array(fc.tuple(fc.constantFrom('k', 'm', 'ctx', 'q'), fc.integer({ min: -3, max: 300 })), {
+        maxLength: 4,
+      }),
+    )
+    .map(([s, ps]) => s + ps.map(([k, v]) => `;${k}=${v}`).join(''));
+  const value = fc.oneof(
+    fc.array(member, { maxLength: 3 }).map((ms) => ms.join(', ')),
+    fc.string({ maxLength: 40 }),
+  );
+  fc.assert(
+    fc.property(value, (v) => {
+      const r = proxyFecChoice([['masque-fec', v]], cfg);
+      if (r === undefined) return;
+      assert.ok(r.agreement.context % 2 === 0 && r.agreement.k <= 10 && r.agreement.m <= 4);
+      assert.match(v, new RegExp(`${r.agreement.scheme};`));
+    }),
+    { numRuns: 500 },
   );
 });

@@ -95,21 +95,21 @@ export function proxyFecChoice(
   if (!config.enabled) return undefined;
   const value = fieldValue(request, FEC_HEADER_FIELD);
   if (value === undefined) return undefined;
-  let offer: FecOfferItem[];
+  // The field comes from the network: whatever is wrong with it, the answer is "no FEC".
   try {
-    offer = parseFecOffer(value);
+    const offer = parseFecOffer(value);
+    const policy = fecPolicy(config);
+    const agreement = selectFec(offer, {
+      schemes: policy.schemes,
+      maxK: limits?.maxK ?? policy.maxK,
+      maxM: limits?.maxM ?? policy.maxM,
+    });
+    if (agreement === undefined) return undefined;
+    return { agreement, field: [FEC_HEADER_FIELD, formatFecAnswer(agreement)] };
   } catch (err) {
     if (err instanceof FecNegotiationError) return undefined;
     throw err;
   }
-  const policy = fecPolicy(config);
-  const agreement = selectFec(offer, {
-    schemes: policy.schemes,
-    maxK: limits?.maxK ?? policy.maxK,
-    maxM: limits?.maxM ?? policy.maxM,
-  });
-  if (agreement === undefined) return undefined;
-  return { agreement, field: [FEC_HEADER_FIELD, formatFecAnswer(agreement)] };
 }
 
 function fieldValue(fields: FieldList, name: string): string | undefined {
