@@ -517,6 +517,8 @@ class Shard {
           c.h3.goaway();
           c.link.pump();
         }
+        // The supervisor waits for current session counts before it decides to stop.
+        this.sendReport();
         return;
       case 'stop':
         void this.stop();

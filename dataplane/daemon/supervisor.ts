@@ -420,8 +420,13 @@ async function serve(
 
   // 6. Drain: GOAWAY, then wait for clients to leave or the drain time to pass.
   if (!failed && config.drain_seconds > 0) {
-    broadcast({ type: 'drain' });
     const until = Date.now() + config.drain_seconds * 1000;
+    // The session counts come from the last report, which may predate tunnels opened since:
+    // trusting them would stop (closing every connection without GOAWAY) at once. Shards report
+    // right after the drain starts; wait for that report from each.
+    const fresh = shards.map((s) => nextMessage(s, 'report', until));
+    broadcast({ type: 'drain' });
+    await Promise.all(fresh);
     while (Date.now() < until && shards.some((s) => s.sessions > 0)) {
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -429,17 +434,30 @@ async function serve(
   broadcast({ type: 'stop' });
   await Promise.race([
     Promise.all(
-      shards.map(
-        (s) =>
-          new Promise<void>((r) => {
-            s.worker.once('message', (m: FromShard) => m.type === 'stopped' && r());
-            s.worker.once('exit', () => r());
-          }),
-      ),
+      // A shard reports once more before 'stopped': wait for that message, not the next one.
+      shards.map((s) => nextMessage(s, 'stopped', Date.now() + 3000)),
     ),
     new Promise((r) => setTimeout(r, 3000)),
   ]);
   await cleanup();
   log.info('data plane stopped; TUN removed');
   return failed ? 1 : 0;
+}
+
+/** Resolves when the shard posts a message of `type`, exits, or `deadline` (epoch ms) passes. */
+function nextMessage(shard: ShardHandle, type: FromShard['type'], deadline: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      shard.worker.off('message', onMessage);
+      shard.worker.off('exit', done);
+      resolve();
+    };
+    const onMessage = (m: FromShard) => {
+      if (m.type === type) done();
+    };
+    const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+    shard.worker.on('message', onMessage);
+    shard.worker.once('exit', done);
+  });
 }
