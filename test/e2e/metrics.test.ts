@@ -107,7 +107,7 @@ test('data plane SIGTERM: GOAWAY, drain within --drain, client back when it retu
       0,
       `data plane exit ${JSON.stringify(exit)}:\n${dp.output().slice(-2000)}`,
     );
-    assert.ok(drainMs < 8_000, `drain took ${drainMs} ms with --drain 2`);
+    assert.ok(drainMs < 5_000, `drain took ${drainMs} ms with --drain 2`);
     t.diagnostic(`data plane exited ${drainMs} ms after SIGTERM`);
     // The client's account of why the tunnel ended, checked last (see below).
     const lost = /"reason":"(\w+)","err":"([^"]*)"[^\n]*"msg":"tunnel lost"/.exec(client.output());
@@ -123,13 +123,9 @@ test('data plane SIGTERM: GOAWAY, drain within --drain, client back when it retu
     const addr = await topo.ip('-n', topo.cli, 'addr', 'show', 'dev', 'mq0');
     assert.ok(addr.includes(alice.ipv4), 'same address after the restart');
 
-    // Known bug (not yet found): in about half the runs the tunnel ends on SIGTERM with
-    // "stream reset by peer (0x0)" on both sides, 2 ms after the drain starts, instead of the
-    // client seeing the GOAWAY. Reported as TODO so the suite stays usable; it still runs.
-    if (lost?.[1] !== 'goaway') {
-      t.todo('data plane SIGTERM sometimes resets the tunnel (0x0) before the GOAWAY is seen');
-      assert.fail(`client saw "${lost?.[1]}: ${lost?.[2]}" instead of GOAWAY`);
-    }
+    // Checked last so the restart above is proven either way. Before the drain waited for fresh
+    // session counts, a tunnel younger than one report interval was closed with code 0 at once.
+    assert.equal(lost?.[1], 'goaway', `client saw "${lost?.[1]}: ${lost?.[2]}" instead of GOAWAY`);
   } finally {
     await topo.destroy();
   }
