@@ -1,0 +1,208 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseArgs, MAX_HOLD_S, MAX_TUNNELS, type LoadOptions } from './args.js';
+import { LatencyHistogram, percentile } from './histogram.js';
+import {
+  ECHO_PACKET_SIZE,
+  internetChecksum,
+  parseEchoReply,
+  parseIpv4,
+  writeEchoRequest,
+} from './icmp.js';
+import { parseCpuTicks, parseRssKb } from './procstat.js';
+import { shares } from './generator.js';
+import { errorReason } from './wire.js';
+
+test('percentile: nearest rank on raw samples', () => {
+  const s = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1, unsorted
+  assert.equal(percentile(s, 0.5), 50);
+  assert.equal(percentile(s, 0.99), 99);
+  assert.equal(percentile(s, 1), 100);
+  assert.equal(percentile(s, 0), 1);
+  assert.equal(percentile([], 0.5), undefined);
+  assert.equal(percentile([7], 0.999), 7);
+});
+
+test('histogram quantiles are within 2% of the exact percentile', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.double({ min: 1, max: 1e7, noNaN: true }), { minLength: 1, maxLength: 500 }),
+      fc.constantFrom(0.5, 0.9, 0.99, 0.999),
+      (values, q) => {
+        const h = new LatencyHistogram();
+        for (const v of values) h.record(v);
+        const exact = percentile(values, q) as number;
+        const approx = h.quantile(q) as number;
+        assert.ok(Math.abs(approx - exact) / exact <= 0.021, `${approx} vs ${exact} at ${q}`);
+      },
+    ),
+  );
+});
+
+test('histogram merge over the wire equals one histogram of all samples', () => {
+  const a = new LatencyHistogram();
+  const b = new LatencyHistogram();
+  const all = new LatencyHistogram();
+  for (let i = 1; i <= 1000; i++) {
+    (i % 3 === 0 ? a : b).record(i * 7);
+    all.record(i * 7);
+  }
+  const merged = LatencyHistogram.fromWire(a.toWire());
+  merged.merge(LatencyHistogram.fromWire(JSON.parse(JSON.stringify(b.toWire()))));
+  assert.equal(merged.count, 1000);
+  for (const q of [0.5, 0.99, 0.999]) assert.equal(merged.quantile(q), all.quantile(q));
+  assert.equal(new LatencyHistogram().quantile(0.5), undefined);
+});
+
+test('echo request: valid IPv4 and ICMP checksums, fields where ping puts them', () => {
+  const out = new Uint8Array(64);
+  const src = parseIpv4('10.77.0.5');
+  const dst = parseIpv4('10.77.0.1');
+  const len = writeEchoRequest(out, src, dst, 0x1234, 7, 123456.5);
+  assert.equal(len, ECHO_PACKET_SIZE);
+  const p = out.subarray(0, len);
+  assert.equal(p[0], 0x45);
+  assert.equal(p[9], 1);
+  assert.equal(internetChecksum(p, 0, 20), 0);
+  assert.equal(internetChecksum(p, 20, len), 0);
+  assert.equal(p[20], 8); // echo request
+  assert.deepEqual([...p.subarray(12, 20)], [10, 77, 0, 5, 10, 77, 0, 1]);
+  // Not a reply: the parser ignores requests.
+  assert.equal(parseEchoReply(p), undefined);
+});
+
+/** What the server's kernel sends back: addresses swapped, type 0, ICMP checksum fixed. */
+function replyTo(request: Uint8Array): Uint8Array {
+  const r = request.slice();
+  r.set(request.subarray(16, 20), 12);
+  r.set(request.subarray(12, 16), 16);
+  r[10] = r[11] = 0;
+  const ip = internetChecksum(r, 0, 20);
+  r[10] = ip >> 8;
+  r[11] = ip & 0xff;
+  r[20] = 0;
+  r[22] = r[23] = 0;
+  const icmp = internetChecksum(r, 20, r.length);
+  r[22] = icmp >> 8;
+  r[23] = icmp & 0xff;
+  return r;
+}
+
+test('echo reply round trip carries id, sequence and the send timestamp', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.double({ min: 0, max: 1e12, noNaN: true }),
+      (src, id, seq, sentUs) => {
+        const out = new Uint8Array(ECHO_PACKET_SIZE);
+        writeEchoRequest(out, src, 0x0a4d0001, id, seq, sentUs);
+        const r = parseEchoReply(replyTo(out));
+        assert.deepEqual(r, { src: 0x0a4d0001, dst: src, id, seq, sentUs });
+      },
+    ),
+  );
+});
+
+test('echo reply parser: corrupt or foreign packets are ignored, never thrown on', () => {
+  const out = new Uint8Array(ECHO_PACKET_SIZE);
+  writeEchoRequest(out, parseIpv4('10.77.0.9'), parseIpv4('10.77.0.1'), 1, 1, 5);
+  const good = replyTo(out);
+  const bad = good.slice();
+  bad[30] ^= 0xff; // payload bit flip: ICMP checksum fails
+  assert.equal(parseEchoReply(bad), undefined);
+  const udp = good.slice();
+  udp[9] = 17;
+  assert.equal(parseEchoReply(udp), undefined);
+  assert.equal(parseEchoReply(good.subarray(0, 30)), undefined);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 80 }), (bytes) => {
+      parseEchoReply(bytes);
+    }),
+  );
+});
+
+test('parseIpv4 rejects what is not a dotted quad', () => {
+  assert.equal(parseIpv4('10.77.0.1'), 0x0a4d0001);
+  for (const t of ['10.77.0', '10.77.0.256', 'a.b.c.d', '1.2.3.4.5', '']) {
+    assert.throws(() => parseIpv4(t), RangeError);
+  }
+});
+
+test('parseArgs: defaults, flags and bounds', () => {
+  const d = parseArgs([]) as LoadOptions;
+  assert.equal(d.tunnels, 100);
+  assert.equal(d.churn, false);
+  const o = parseArgs([
+    '--tunnels',
+    '200',
+    '--rate',
+    '50',
+    '--hold',
+    '20',
+    '--pps',
+    '0',
+    '--churn',
+    '--workers',
+    '1',
+    '--json',
+    '--save',
+  ]) as LoadOptions;
+  assert.deepEqual(o, {
+    tunnels: 200,
+    rate: 50,
+    hold: 20,
+    pps: 0,
+    churn: true,
+    workers: 1,
+    clientThreads: 2,
+    json: true,
+    save: true,
+  });
+  assert.equal(typeof parseArgs(['--tunnels', String(MAX_TUNNELS + 1)]), 'string');
+  assert.equal(typeof parseArgs(['--hold', String(MAX_HOLD_S + 1)]), 'string');
+  assert.equal(
+    typeof (parseArgs(['--tunnels', String(MAX_TUNNELS)]) as LoadOptions).tunnels,
+    'number',
+  );
+  assert.equal(typeof parseArgs(['--tunnels', '1.5']), 'string');
+  assert.equal(typeof parseArgs(['--tunnels']), 'string');
+  assert.equal(typeof parseArgs(['--bogus']), 'string');
+  assert.equal(parseArgs(['--help']), 'help');
+});
+
+test('/proc parsers: VmRSS and utime+stime past a command name with spaces', () => {
+  assert.equal(parseRssKb('Name:\tnode\nVmRSS:\t  139368 kB\nRssAnon:\t1 kB\n'), 139368);
+  assert.equal(parseRssKb('Name:\tnode\n'), undefined);
+  const stat = '4242 (node (a) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 11 0';
+  assert.equal(parseCpuTicks(stat), 325);
+  assert.equal(parseCpuTicks('garbage'), undefined);
+});
+
+test('shares split devices evenly and keep every device once', () => {
+  const items = Array.from({ length: 11 }, (_, i) => i);
+  const s = shares(items, 3);
+  assert.deepEqual(
+    s.map((p) => p.items.length),
+    [4, 4, 3],
+  );
+  assert.deepEqual(
+    s.flatMap((p) => p.items),
+    items,
+  );
+  assert.deepEqual(
+    s.map((p) => p.first),
+    [0, 4, 8],
+  );
+  assert.equal(shares([1], 4).length, 1);
+});
+
+test('errorReason groups messages that differ only in numbers and addresses', () => {
+  assert.equal(
+    errorReason('10.200.0.1:4433: no tunnel within 10 s (10.200.0.1)'),
+    errorReason('10.200.0.1:4433: no tunnel within 10 s (10.200.0.2)'),
+  );
+  assert.match(errorReason('closed (transport 0x10c)'), /0x10c/);
+});

@@ -1,0 +1,70 @@
+// Resource use of the data plane process, read from /proc. Parsers are pure; the reader is one
+// function so the benchmark samples the process it started and nothing else.
+import { readFileSync } from 'node:fs';
+
+/** VmRSS from /proc/PID/status, in kB; undefined when the line is absent. */
+export function parseRssKb(status: string): number | undefined {
+  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/**
+ * utime + stime from /proc/PID/stat, in clock ticks. The command name (field 2) may hold spaces
+ * and parentheses, so fields are counted from the last ')'.
+ */
+export function parseCpuTicks(stat: string): number | undefined {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const f = stat
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
+  // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
+  const utime = Number(f[11]);
+  const stime = Number(f[12]);
+  return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : undefined;
+}
+
+/** Linux USER_HZ: 100 on every architecture Node runs on. */
+export const TICKS_PER_SECOND = 100;
+
+export interface ProcSample {
+  /** ms since the run started. */
+  t: number;
+  rssKb: number;
+  cpuTicks: number;
+}
+
+export function sampleProcess(pid: number, t: number): ProcSample | undefined {
+  try {
+    const rssKb = parseRssKb(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const cpuTicks = parseCpuTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    if (rssKb === undefined || cpuTicks === undefined) return undefined;
+    return { t, rssKb, cpuTicks };
+  } catch {
+    return undefined; // the process is gone
+  }
+}
+
+/**
+ * `ip netns exec` may run the command as its child rather than exec it: follow to the process
+ * whose command line runs `script`.
+ */
+export function findProcess(pid: number, script: string): number | undefined {
+  const seen = new Set<number>();
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift() as number;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (cmd.some((a) => a.endsWith(script))) return p;
+      const kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const k of kids.split(/\s+/).filter(Boolean)) queue.push(Number(k));
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}

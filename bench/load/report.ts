@@ -1,0 +1,147 @@
+// The figures of one run, computed from the generator's result and the data plane samples, and
+// printed as a table. Pure, so the arithmetic is tested.
+import type { LoadOptions } from './args.js';
+import { LatencyHistogram } from './histogram.js';
+import { TICKS_PER_SECOND, type ProcSample } from './procstat.js';
+import type { ThreadResult } from './wire.js';
+
+export interface LoadReport {
+  date: string;
+  command: string;
+  machine: { cpus: number; model: string; loadavg: number[] };
+  options: LoadOptions;
+  setup: {
+    attempted: number;
+    opened: number;
+    ready: number;
+    /** Tunnels ready per second over the ramp (first setup start → last ready). */
+    ratePerS: number | null;
+    p50Ms: number | null;
+    p99Ms: number | null;
+  };
+  echo: {
+    sent: number;
+    received: number;
+    lossPercent: number | null;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    p999Ms: number | null;
+  };
+  errors: Record<string, number>;
+  dataplane: {
+    idleRssKb: number | null;
+    peakRssKb: number | null;
+    /** RSS at the end of the hold above the idle baseline, divided by the tunnels open then. */
+    rssPerTunnelKb: number | null;
+    /** Cores used by the data plane during the hold (1.0 = one core). */
+    holdCpuCores: number | null;
+    rss: { t: number; rssKb: number }[];
+  };
+}
+
+const ms = (us: number | undefined): number | null =>
+  us === undefined ? null : Math.round(us) / 1000;
+
+export function cpuCores(a: ProcSample, b: ProcSample): number | null {
+  const dt = (b.t - a.t) / 1000;
+  if (dt <= 0) return null;
+  return (b.cpuTicks - a.cpuTicks) / TICKS_PER_SECOND / dt;
+}
+
+export function buildReport(input: {
+  options: LoadOptions;
+  command: string;
+  machine: LoadReport['machine'];
+  result: ThreadResult;
+  idle?: ProcSample;
+  holdStart?: ProcSample;
+  holdEnd?: ProcSample;
+  openAtHoldEnd: number;
+  samples: readonly ProcSample[];
+}): LoadReport {
+  const r = input.result;
+  const setup = LatencyHistogram.fromWire(r.setup);
+  const rtt = LatencyHistogram.fromWire(r.rtt);
+  const rampS = (r.rampLastReadyMs - r.rampFirstStartMs) / 1000;
+  const { idle, holdStart, holdEnd } = input;
+  return {
+    date: new Date().toISOString(),
+    command: input.command,
+    machine: input.machine,
+    options: input.options,
+    setup: {
+      attempted: r.attempted,
+      opened: r.opened,
+      ready: r.ready,
+      ratePerS: r.rampReady > 1 && rampS > 0 ? Math.round((r.rampReady / rampS) * 10) / 10 : null,
+      p50Ms: ms(setup.quantile(0.5)),
+      p99Ms: ms(setup.quantile(0.99)),
+    },
+    echo: {
+      sent: r.echoesSent,
+      received: r.echoesReceived,
+      lossPercent:
+        r.echoesSent > 0
+          ? Math.round((1 - r.echoesReceived / r.echoesSent) * 100_000) / 1000
+          : null,
+      p50Ms: ms(rtt.quantile(0.5)),
+      p99Ms: ms(rtt.quantile(0.99)),
+      p999Ms: ms(rtt.quantile(0.999)),
+    },
+    errors: r.errors,
+    dataplane: {
+      idleRssKb: idle?.rssKb ?? null,
+      peakRssKb: input.samples.length > 0 ? Math.max(...input.samples.map((s) => s.rssKb)) : null,
+      rssPerTunnelKb:
+        idle !== undefined && holdEnd !== undefined && input.openAtHoldEnd > 0
+          ? Math.round(((holdEnd.rssKb - idle.rssKb) / input.openAtHoldEnd) * 10) / 10
+          : null,
+      holdCpuCores:
+        holdStart !== undefined && holdEnd !== undefined
+          ? round2(cpuCores(holdStart, holdEnd))
+          : null,
+      rss: input.samples.map((s) => ({ t: s.t, rssKb: s.rssKb })),
+    },
+  };
+}
+
+function round2(v: number | null): number | null {
+  return v === null ? null : Math.round(v * 100) / 100;
+}
+
+const show = (v: number | null, unit = ''): string => (v === null ? '—' : `${v}${unit}`);
+
+export function formatTable(r: LoadReport): string {
+  const rows: [string, string][] = [
+    [
+      'tunnels (ready / opened / attempted)',
+      `${r.setup.ready} / ${r.setup.opened} / ${r.setup.attempted}`,
+    ],
+    ['setup rate achieved', show(r.setup.ratePerS, ' /s')],
+    ['setup latency p50 / p99', `${show(r.setup.p50Ms, ' ms')} / ${show(r.setup.p99Ms, ' ms')}`],
+    [
+      'echoes delivered / sent',
+      `${r.echo.received} / ${r.echo.sent} (loss ${show(r.echo.lossPercent, '%')})`,
+    ],
+    [
+      'echo RTT p50 / p99 / p99.9',
+      `${show(r.echo.p50Ms, ' ms')} / ${show(r.echo.p99Ms, ' ms')} / ${show(r.echo.p999Ms, ' ms')}`,
+    ],
+    [
+      'data plane RSS idle / peak',
+      `${show(r.dataplane.idleRssKb, ' kB')} / ${show(r.dataplane.peakRssKb, ' kB')}`,
+    ],
+    ['RSS per tunnel above idle', show(r.dataplane.rssPerTunnelKb, ' kB')],
+    ['data plane CPU during hold', show(r.dataplane.holdCpuCores, ' cores')],
+  ];
+  const errors = Object.entries(r.errors).sort((a, b) => b[1] - a[1]);
+  if (errors.length === 0) rows.push(['errors', 'none']);
+  for (const [reason, n] of errors) rows.push([`error ×${n}`, reason]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return [
+    `| ${'measure'.padEnd(w)} | value |`,
+    `| ${'-'.repeat(w)} | --- |`,
+    ...rows.map(([k, v]) => `| ${k.padEnd(w)} | ${v} |`),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,105 @@
+// Messages between the benchmark (host), the generator process (client namespace) and its worker
+// threads. Plain JSON-safe objects: they cross postMessage and a stdout pipe.
+import type { HistogramWire } from './histogram.js';
+
+/** One provisioned device: its bundle text and the IPv4 address the pool gave it. */
+export interface DeviceJob {
+  toml: string;
+  ipv4: string;
+}
+
+/** What the generator process reads from its job file. */
+export interface GeneratorJob {
+  devices: DeviceJob[];
+  /** The server's tunnel address, target of every echo. */
+  echoTarget: string;
+  rate: number;
+  hold: number;
+  pps: number;
+  churn: boolean;
+  threads: number;
+}
+
+/** What one worker thread is told to do with its share of devices. */
+export interface ThreadJob {
+  devices: DeviceJob[];
+  echoTarget: string;
+  /** This thread's share of the setup rate. */
+  rate: number;
+  pps: number;
+  churn: boolean;
+  /** Offset of this thread's first device in the whole run (ICMP identifiers stay distinct). */
+  firstIndex: number;
+}
+
+/** Cumulative counters, sent every second and at the end. */
+export interface Counters {
+  attempted: number;
+  opened: number;
+  /** Tunnels whose first echo came back (setup complete). */
+  ready: number;
+  open: number;
+  closedByClient: number;
+  echoesSent: number;
+  echoesReceived: number;
+  errors: Record<string, number>;
+}
+
+export interface ThreadResult extends Counters {
+  setup: HistogramWire;
+  rtt: HistogramWire;
+  /** performance.timeOrigin-based ms of the first setup start and last setup completion in the ramp. */
+  rampFirstStartMs: number;
+  rampLastReadyMs: number;
+  rampReady: number;
+}
+
+export type ToThread = { kind: 'hold' } | { kind: 'stop' };
+
+export type FromThread =
+  | { kind: 'progress'; counters: Counters }
+  | { kind: 'ramped'; counters: Counters }
+  | { kind: 'result'; result: ThreadResult };
+
+/** Lines the generator process writes on stdout, one JSON object each. */
+export type GeneratorLine =
+  | { kind: 'progress'; counters: Counters }
+  | { kind: 'phase'; phase: 'ramp' | 'hold' | 'drain' }
+  | { kind: 'result'; result: ThreadResult }
+  | { kind: 'fatal'; message: string };
+
+export function emptyCounters(): Counters {
+  return {
+    attempted: 0,
+    opened: 0,
+    ready: 0,
+    open: 0,
+    closedByClient: 0,
+    echoesSent: 0,
+    echoesReceived: 0,
+    errors: {},
+  };
+}
+
+export function addCounters(into: Counters, c: Counters): Counters {
+  into.attempted += c.attempted;
+  into.opened += c.opened;
+  into.ready += c.ready;
+  into.open += c.open;
+  into.closedByClient += c.closedByClient;
+  into.echoesSent += c.echoesSent;
+  into.echoesReceived += c.echoesReceived;
+  for (const [k, v] of Object.entries(c.errors)) into.errors[k] = (into.errors[k] ?? 0) + v;
+  return into;
+}
+
+/**
+ * Groups an error message by reason: numbers, addresses and hex codes vary between tunnels and
+ * would make one reason per tunnel.
+ */
+export function errorReason(message: string): string {
+  return message
+    .replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'ADDR')
+    .replace(/(?<![0-9a-fx])\d+(\.\d+)?(?![0-9a-fx])/gi, 'N')
+    .slice(0, 120);
+}
