@@ -72,7 +72,9 @@ function onPacket(c: Client, p: Uint8Array): void {
   if (r === undefined || r.id !== (c.index & 0xffff) || r.src !== dst) return;
   const now = performance.now();
   counters.echoesReceived++;
-  rttHist.record(now * 1000 - r.sentUs);
+  // RTT under load is the hold's figure; ramp replies mostly time the setup and the first-echo
+  // retries, which the setup latency already reports.
+  if (c.ready && phase === 'hold') rttHist.record(now * 1000 - r.sentUs);
   if (!c.ready) {
     c.ready = true;
     counters.ready++;

@@ -13,6 +13,7 @@ import {
 import { parseCpuTicks, parseRssKb } from './procstat.js';
 import { shares } from './generator.js';
 import { errorReason } from './wire.js';
+import { buildReport, formatTable } from './report.js';
 
 test('percentile: nearest rank on raw samples', () => {
   const s = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1, unsorted
@@ -205,4 +206,47 @@ test('errorReason groups messages that differ only in numbers and addresses', ()
     errorReason('10.200.0.1:4433: no tunnel within 10 s (10.200.0.2)'),
   );
   assert.match(errorReason('closed (transport 0x10c)'), /0x10c/);
+});
+
+test('buildReport: setup rate, loss, RSS per tunnel above idle, CPU in cores', () => {
+  const setup = new LatencyHistogram();
+  const rtt = new LatencyHistogram();
+  for (let i = 1; i <= 100; i++) setup.record(i * 1000);
+  for (let i = 1; i <= 1000; i++) rtt.record(i);
+  const r = buildReport({
+    options: parseArgs([]) as LoadOptions,
+    command: 'npx masque-bench load',
+    machine: { cpus: 2, model: 'x', loadavg: [0, 0, 0] },
+    result: {
+      attempted: 100,
+      opened: 100,
+      ready: 100,
+      open: 0,
+      closedByClient: 100,
+      echoesSent: 1000,
+      echoesReceived: 990,
+      errors: {},
+      setup: setup.toWire(),
+      rtt: rtt.toWire(),
+      rampFirstStartMs: 10_000,
+      rampLastReadyMs: 12_000,
+      rampReady: 100,
+    },
+    idle: { t: 0, rssKb: 100_000, cpuTicks: 0 },
+    marks: {
+      ramp: { dataplane: { t: 1000, rssKb: 100_000, cpuTicks: 10 } },
+      hold: { dataplane: { t: 3000, rssKb: 104_000, cpuTicks: 110 } },
+      drain: { dataplane: { t: 13_000, rssKb: 105_000, cpuTicks: 610 } },
+    },
+    openAtHoldEnd: 100,
+    samples: [],
+  });
+  assert.equal(r.setup.ratePerS, 50);
+  assert.equal(r.echo.lossPercent, 1);
+  assert.ok(Math.abs((r.setup.p50Ms as number) - 50) <= 1);
+  assert.equal(r.dataplane.rssPerTunnelKb, 50);
+  assert.equal(r.dataplane.rampCpuCores, 0.5);
+  assert.equal(r.dataplane.holdCpuCores, 0.5);
+  assert.equal(r.generator.holdCpuCores, null);
+  assert.match(formatTable(r), /RSS per tunnel above idle\s+\| 50 kB/);
 });

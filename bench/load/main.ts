@@ -12,7 +12,7 @@ import { isRoot, ROOT, Topology, type Proc } from '../../test/e2e/netns.js';
 import { startControlPlane, startDataplane } from '../../test/e2e/stack.js';
 import { parseArgs, usage, type LoadOptions } from './args.js';
 import { findProcess, sampleProcess, type ProcSample } from './procstat.js';
-import { buildReport, formatTable, type LoadReport } from './report.js';
+import { buildReport, formatTable, type LoadReport, type PhaseMarks } from './report.js';
 import {
   emptyCounters,
   type Counters,
@@ -132,15 +132,17 @@ async function run(
       jobFile,
     ]);
     const bound = (o.tunnels / o.rate + o.hold + 120) * 1000;
-    const outcome = await guard(follow(gen, sample, o.tunnels, bound), signal);
+    const genPid = await findLater(gen.child.pid ?? -1, 'generator.js');
+    const sampleGen = (): ProcSample | undefined =>
+      genPid === undefined ? undefined : sampleProcess(genPid, Date.now() - t0);
+    const outcome = await guard(follow(gen, sample, sampleGen, o.tunnels, bound), signal);
     return buildReport({
       options: o,
       command: `npx masque-bench load ${argv.join(' ')}`.trim(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '', loadavg: loadavg() },
       result: outcome.result,
       idle,
-      holdStart: outcome.holdStart,
-      holdEnd: outcome.holdEnd,
+      marks: outcome.marks,
       openAtHoldEnd: outcome.openAtHoldEnd,
       samples,
     });
@@ -204,23 +206,32 @@ async function deprovision(control: ControlClient, users: readonly string[]): Pr
 
 interface Outcome {
   result: ThreadResult;
-  holdStart?: ProcSample;
-  holdEnd?: ProcSample;
+  marks: PhaseMarks;
   openAtHoldEnd: number;
+}
+
+/** The generator execs through `ip netns exec` and prlimit: wait for node to appear. */
+async function findLater(pid: number, script: string): Promise<number | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const p = findProcess(pid, script);
+    if (p !== undefined) return p;
+    await sleep(20);
+  }
+  return undefined;
 }
 
 /** Reads the generator's lines, shows progress, samples the data plane at phase changes. */
 function follow(
   gen: Proc,
   sample: () => ProcSample | undefined,
+  sampleGen: () => ProcSample | undefined,
   target: number,
   boundMs: number,
 ): Promise<Outcome> {
   return new Promise<Outcome>((ok, fail) => {
     let phase = 'ramp';
     let counters: Counters = emptyCounters();
-    let holdStart: ProcSample | undefined;
-    let holdEnd: ProcSample | undefined;
+    const marks: PhaseMarks = {};
     let openAtHoldEnd = 0;
     const timer = setTimeout(() => {
       fail(new Error(`the load generator did not finish within ${boundMs / 1000} s`));
@@ -244,17 +255,14 @@ function follow(
         );
       } else if (line.kind === 'phase') {
         phase = line.phase;
-        if (line.phase === 'hold') holdStart = sample();
-        if (line.phase === 'drain') {
-          holdEnd = sample();
-          openAtHoldEnd = counters.open;
-        }
+        marks[line.phase] = { dataplane: sample(), generator: sampleGen() };
+        if (line.phase === 'drain') openAtHoldEnd = counters.open;
       } else if (line.kind === 'fatal') {
         clearTimeout(timer);
         fail(new Error(`load generator: ${line.message}`));
       } else {
         clearTimeout(timer);
-        ok({ result: line.result, holdStart, holdEnd, openAtHoldEnd });
+        ok({ result: line.result, marks, openAtHoldEnd });
       }
     });
     gen.child.once('exit', (code) => {

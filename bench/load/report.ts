@@ -33,11 +33,19 @@ export interface LoadReport {
     peakRssKb: number | null;
     /** RSS at the end of the hold above the idle baseline, divided by the tunnels open then. */
     rssPerTunnelKb: number | null;
-    /** Cores used by the data plane during the hold (1.0 = one core). */
+    /** Cores used by the data plane during the ramp and the hold (1.0 = one core). */
+    rampCpuCores: number | null;
     holdCpuCores: number | null;
     rss: { t: number; rssKb: number }[];
   };
+  /** The load generator's own CPU: when it nears the machine's cores, it is the bottleneck. */
+  generator: { rampCpuCores: number | null; holdCpuCores: number | null };
 }
+
+/** /proc samples of both processes taken when the generator entered each phase. */
+export type PhaseMarks = Partial<
+  Record<'ramp' | 'hold' | 'drain', { dataplane?: ProcSample; generator?: ProcSample }>
+>;
 
 const ms = (us: number | undefined): number | null =>
   us === undefined ? null : Math.round(us) / 1000;
@@ -54,8 +62,7 @@ export function buildReport(input: {
   machine: LoadReport['machine'];
   result: ThreadResult;
   idle?: ProcSample;
-  holdStart?: ProcSample;
-  holdEnd?: ProcSample;
+  marks: PhaseMarks;
   openAtHoldEnd: number;
   samples: readonly ProcSample[];
 }): LoadReport {
@@ -63,7 +70,17 @@ export function buildReport(input: {
   const setup = LatencyHistogram.fromWire(r.setup);
   const rtt = LatencyHistogram.fromWire(r.rtt);
   const rampS = (r.rampLastReadyMs - r.rampFirstStartMs) / 1000;
-  const { idle, holdStart, holdEnd } = input;
+  const { idle, marks } = input;
+  const holdEnd = marks.drain?.dataplane;
+  const cores = (
+    who: 'dataplane' | 'generator',
+    from: 'ramp' | 'hold',
+    to: 'hold' | 'drain',
+  ): number | null => {
+    const a = marks[from]?.[who];
+    const b = marks[to]?.[who];
+    return a === undefined || b === undefined ? null : round2(cpuCores(a, b));
+  };
   return {
     date: new Date().toISOString(),
     command: input.command,
@@ -96,11 +113,13 @@ export function buildReport(input: {
         idle !== undefined && holdEnd !== undefined && input.openAtHoldEnd > 0
           ? Math.round(((holdEnd.rssKb - idle.rssKb) / input.openAtHoldEnd) * 10) / 10
           : null,
-      holdCpuCores:
-        holdStart !== undefined && holdEnd !== undefined
-          ? round2(cpuCores(holdStart, holdEnd))
-          : null,
+      rampCpuCores: cores('dataplane', 'ramp', 'hold'),
+      holdCpuCores: cores('dataplane', 'hold', 'drain'),
       rss: input.samples.map((s) => ({ t: s.t, rssKb: s.rssKb })),
+    },
+    generator: {
+      rampCpuCores: cores('generator', 'ramp', 'hold'),
+      holdCpuCores: cores('generator', 'hold', 'drain'),
     },
   };
 }
@@ -132,7 +151,14 @@ export function formatTable(r: LoadReport): string {
       `${show(r.dataplane.idleRssKb, ' kB')} / ${show(r.dataplane.peakRssKb, ' kB')}`,
     ],
     ['RSS per tunnel above idle', show(r.dataplane.rssPerTunnelKb, ' kB')],
-    ['data plane CPU during hold', show(r.dataplane.holdCpuCores, ' cores')],
+    [
+      'data plane CPU ramp / hold',
+      `${show(r.dataplane.rampCpuCores, ' cores')} / ${show(r.dataplane.holdCpuCores, ' cores')}`,
+    ],
+    [
+      'load generator CPU ramp / hold',
+      `${show(r.generator.rampCpuCores, ' cores')} / ${show(r.generator.holdCpuCores, ' cores')}`,
+    ],
   ];
   const errors = Object.entries(r.errors).sort((a, b) => b[1] - a[1]);
   if (errors.length === 0) rows.push(['errors', 'none']);
