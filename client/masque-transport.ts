@@ -189,6 +189,7 @@ class ActiveTunnel implements TunnelHandle {
   private readonly scratch = new Uint8Array(65536 + 16);
   private bytesSent = 0;
   private bytesReceived = 0;
+  private sending = false;
   private closedNotified = false;
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
@@ -245,7 +246,8 @@ class ActiveTunnel implements TunnelHandle {
         },
         sendDatagram: (payload, offset, length) => this.sendDatagram(payload, offset, length),
         deliverPacket: (packet, offset, length) => {
-          this.bytesReceived += length;
+          // ICMP errors the session makes about our own outgoing packets are not traffic received.
+          if (!this.sending) this.bytesReceived += length;
           this.events.packet(packet.subarray(offset, offset + length));
         },
       },
@@ -393,7 +395,6 @@ class ActiveTunnel implements TunnelHandle {
     const h = this.qsid.length;
     this.scratch.set(this.qsid, 0);
     this.scratch.set(payload.subarray(offset, offset + length), h);
-    this.bytesSent += length;
     this.quic.sendDatagram(this.scratch.subarray(0, h + length));
   }
 
@@ -418,7 +419,11 @@ class ActiveTunnel implements TunnelHandle {
   send(packet: Uint8Array): boolean {
     const s = this.session;
     if (s === undefined || this.quic.closed) return false;
+    this.sending = true;
     const sent = s.sendPacket(packet, 0, packet.length) === 0;
+    this.sending = false;
+    // IP bytes, as the server counts them: no context ID, no FEC overhead.
+    if (sent) this.bytesSent += packet.length;
     if (this.fec !== undefined) this.armFecTimer();
     return sent;
   }

@@ -155,6 +155,7 @@ async function serve(
   const shardFile = fileURLToPath(new URL('./shard.js', import.meta.url));
   const shards: ShardHandle[] = [];
   const sessionsByDevice = new Map<number, string>();
+  const deviceBySession = new Map<string, number>();
   const sessionReports = new Map<string, SessionReport>();
   /** What a live session's final report cannot know any more (RTT and loss need its connection). */
   const lastPath = new Map<string, { rttMs: number; loss: number; fecRecovered: number }>();
@@ -206,6 +207,7 @@ async function serve(
               });
             }
             sessionsByDevice.set(reply.deviceId, reply.sessionId);
+            deviceBySession.set(reply.sessionId, reply.deviceId);
           } else {
             log.info(
               { remote: msg.remote, outcome: reply.kind, why: reply.message },
@@ -253,6 +255,11 @@ async function serve(
     // data plane registration.
     for (const { final: f } of r.ended) {
       if (f === undefined) continue;
+      const device = deviceBySession.get(f.sessionId);
+      deviceBySession.delete(f.sessionId);
+      if (device !== undefined && sessionsByDevice.get(device) === f.sessionId) {
+        sessionsByDevice.delete(device);
+      }
       const path = lastPath.get(f.sessionId) ?? { rttMs: 0, loss: 0, fecRecovered: 0 };
       lastPath.delete(f.sessionId);
       sessionReports.set(f.sessionId, {
