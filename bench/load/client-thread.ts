@@ -38,6 +38,7 @@ const port = parentPort;
 if (port === null) throw new Error('client-thread.ts runs as a worker thread');
 
 const counters: Counters = emptyCounters();
+const connectHist = new LatencyHistogram();
 const setupHist = new LatencyHistogram();
 const rttHist = new LatencyHistogram();
 const dst = parseIpv4(job.echoTarget);
@@ -120,6 +121,7 @@ async function open(c: Client): Promise<void> {
     );
     counters.opened++;
     counters.open++;
+    connectHist.record((performance.now() - c.startedMs) * 1000);
     sendEcho(c);
     c.timer = setInterval(() => {
       if (performance.now() - c.startedMs > SETUP_TIMEOUT_MS) {
@@ -231,6 +233,7 @@ async function main(p: NonNullable<typeof port>): Promise<void> {
     kind: 'result',
     result: {
       ...counters,
+      connect: connectHist.toWire(),
       setup: setupHist.toWire(),
       rtt: rttHist.toWire(),
       rampFirstStartMs: performance.timeOrigin + rampFirstStartMs,

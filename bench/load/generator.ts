@@ -35,6 +35,7 @@ export function shares<T>(items: readonly T[], threads: number): { first: number
 
 export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
   const c = emptyCounters();
+  const connect = new LatencyHistogram();
   const setup = new LatencyHistogram();
   const rtt = new LatencyHistogram();
   let first = Infinity;
@@ -42,6 +43,7 @@ export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
   let rampReady = 0;
   for (const r of results) {
     addCounters(c, r);
+    connect.merge(LatencyHistogram.fromWire(r.connect));
     setup.merge(LatencyHistogram.fromWire(r.setup));
     rtt.merge(LatencyHistogram.fromWire(r.rtt));
     first = Math.min(first, r.rampFirstStartMs);
@@ -50,6 +52,7 @@ export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
   }
   return {
     ...c,
+    connect: connect.toWire(),
     setup: setup.toWire(),
     rtt: rtt.toWire(),
     rampFirstStartMs: first,

@@ -226,6 +226,7 @@ test('buildReport: setup rate, loss, RSS per tunnel above idle, CPU in cores', (
       echoesSent: 1000,
       echoesReceived: 990,
       errors: {},
+      connect: setup.toWire(),
       setup: setup.toWire(),
       rtt: rtt.toWire(),
       rampFirstStartMs: 10_000,
@@ -248,5 +249,7 @@ test('buildReport: setup rate, loss, RSS per tunnel above idle, CPU in cores', (
   assert.equal(r.dataplane.rampCpuCores, 0.5);
   assert.equal(r.dataplane.holdCpuCores, 0.5);
   assert.equal(r.generator.holdCpuCores, null);
+  assert.equal(r.cpuMsPerSetup.dataplane, 10); // 100 ticks = 1 s over 100 setups
+  assert.equal(r.cpuMsPerSetup.generator, null);
   assert.match(formatTable(r), /RSS per tunnel above idle\s+\| 50 kB/);
 });

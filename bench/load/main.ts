@@ -133,9 +133,12 @@ async function run(
     ]);
     const bound = (o.tunnels / o.rate + o.hold + 120) * 1000;
     const genPid = await findLater(gen.child.pid ?? -1, 'generator.js');
-    const sampleGen = (): ProcSample | undefined =>
-      genPid === undefined ? undefined : sampleProcess(genPid, Date.now() - t0);
-    const outcome = await guard(follow(gen, sample, sampleGen, o.tunnels, bound), signal);
+    const cpPid = findProcess(stack.control.child.pid ?? -1, 'controlplane.js');
+    const sampleOthers = () => ({
+      generator: genPid === undefined ? undefined : sampleProcess(genPid, Date.now() - t0),
+      controlplane: cpPid === undefined ? undefined : sampleProcess(cpPid, Date.now() - t0),
+    });
+    const outcome = await guard(follow(gen, sample, sampleOthers, o.tunnels, bound), signal);
     return buildReport({
       options: o,
       command: `npx masque-bench load ${argv.join(' ')}`.trim(),
@@ -224,7 +227,7 @@ async function findLater(pid: number, script: string): Promise<number | undefine
 function follow(
   gen: Proc,
   sample: () => ProcSample | undefined,
-  sampleGen: () => ProcSample | undefined,
+  sampleOthers: () => { generator?: ProcSample; controlplane?: ProcSample },
   target: number,
   boundMs: number,
 ): Promise<Outcome> {
@@ -255,7 +258,7 @@ function follow(
         );
       } else if (line.kind === 'phase') {
         phase = line.phase;
-        marks[line.phase] = { dataplane: sample(), generator: sampleGen() };
+        marks[line.phase] = { dataplane: sample(), ...sampleOthers() };
         if (line.phase === 'drain') openAtHoldEnd = counters.open;
       } else if (line.kind === 'fatal') {
         clearTimeout(timer);

@@ -18,6 +18,9 @@ export interface LoadReport {
     ratePerS: number | null;
     p50Ms: number | null;
     p99Ms: number | null;
+    /** The part of setup until connect() resolved (QUIC + mTLS + HTTP/3 + CONNECT-IP 2xx). */
+    connectP50Ms: number | null;
+    connectP99Ms: number | null;
   };
   echo: {
     sent: number;
@@ -28,6 +31,15 @@ export interface LoadReport {
     p999Ms: number | null;
   };
   errors: Record<string, number>;
+  /**
+   * CPU ms each process spent per tunnel set up, over the ramp (the ramp also carries the echoes
+   * of tunnels already up, so this is an upper bound).
+   */
+  cpuMsPerSetup: {
+    dataplane: number | null;
+    controlplane: number | null;
+    generator: number | null;
+  };
   dataplane: {
     idleRssKb: number | null;
     peakRssKb: number | null;
@@ -40,11 +52,16 @@ export interface LoadReport {
   };
   /** The load generator's own CPU: when it nears the machine's cores, it is the bottleneck. */
   generator: { rampCpuCores: number | null; holdCpuCores: number | null };
+  /** The control plane answers one Authorize per tunnel setup. */
+  controlplane: { rampCpuCores: number | null; holdCpuCores: number | null };
 }
 
 /** /proc samples of both processes taken when the generator entered each phase. */
 export type PhaseMarks = Partial<
-  Record<'ramp' | 'hold' | 'drain', { dataplane?: ProcSample; generator?: ProcSample }>
+  Record<
+    'ramp' | 'hold' | 'drain',
+    { dataplane?: ProcSample; generator?: ProcSample; controlplane?: ProcSample }
+  >
 >;
 
 const ms = (us: number | undefined): number | null =>
@@ -68,18 +85,27 @@ export function buildReport(input: {
 }): LoadReport {
   const r = input.result;
   const setup = LatencyHistogram.fromWire(r.setup);
+  const connect = LatencyHistogram.fromWire(r.connect);
   const rtt = LatencyHistogram.fromWire(r.rtt);
   const rampS = (r.rampLastReadyMs - r.rampFirstStartMs) / 1000;
   const { idle, marks } = input;
   const holdEnd = marks.drain?.dataplane;
   const cores = (
-    who: 'dataplane' | 'generator',
+    who: 'dataplane' | 'generator' | 'controlplane',
     from: 'ramp' | 'hold',
     to: 'hold' | 'drain',
   ): number | null => {
     const a = marks[from]?.[who];
     const b = marks[to]?.[who];
     return a === undefined || b === undefined ? null : round2(cpuCores(a, b));
+  };
+  const perSetup = (who: 'dataplane' | 'generator' | 'controlplane'): number | null => {
+    const a = marks.ramp?.[who];
+    const b = marks.hold?.[who];
+    if (a === undefined || b === undefined || r.rampReady === 0) return null;
+    return (
+      Math.round((((b.cpuTicks - a.cpuTicks) / TICKS_PER_SECOND) * 1000 * 10) / r.rampReady) / 10
+    );
   };
   return {
     date: new Date().toISOString(),
@@ -93,6 +119,8 @@ export function buildReport(input: {
       ratePerS: r.rampReady > 1 && rampS > 0 ? Math.round((r.rampReady / rampS) * 10) / 10 : null,
       p50Ms: ms(setup.quantile(0.5)),
       p99Ms: ms(setup.quantile(0.99)),
+      connectP50Ms: ms(connect.quantile(0.5)),
+      connectP99Ms: ms(connect.quantile(0.99)),
     },
     echo: {
       sent: r.echoesSent,
@@ -106,6 +134,11 @@ export function buildReport(input: {
       p999Ms: ms(rtt.quantile(0.999)),
     },
     errors: r.errors,
+    cpuMsPerSetup: {
+      dataplane: perSetup('dataplane'),
+      controlplane: perSetup('controlplane'),
+      generator: perSetup('generator'),
+    },
     dataplane: {
       idleRssKb: idle?.rssKb ?? null,
       peakRssKb: input.samples.length > 0 ? Math.max(...input.samples.map((s) => s.rssKb)) : null,
@@ -120,6 +153,10 @@ export function buildReport(input: {
     generator: {
       rampCpuCores: cores('generator', 'ramp', 'hold'),
       holdCpuCores: cores('generator', 'hold', 'drain'),
+    },
+    controlplane: {
+      rampCpuCores: cores('controlplane', 'ramp', 'hold'),
+      holdCpuCores: cores('controlplane', 'hold', 'drain'),
     },
   };
 }
@@ -139,6 +176,10 @@ export function formatTable(r: LoadReport): string {
     ['setup rate achieved', show(r.setup.ratePerS, ' /s')],
     ['setup latency p50 / p99', `${show(r.setup.p50Ms, ' ms')} / ${show(r.setup.p99Ms, ' ms')}`],
     [
+      '  of which connect() p50 / p99',
+      `${show(r.setup.connectP50Ms, ' ms')} / ${show(r.setup.connectP99Ms, ' ms')}`,
+    ],
+    [
       'echoes delivered / sent',
       `${r.echo.received} / ${r.echo.sent} (loss ${show(r.echo.lossPercent, '%')})`,
     ],
@@ -156,10 +197,19 @@ export function formatTable(r: LoadReport): string {
       `${show(r.dataplane.rampCpuCores, ' cores')} / ${show(r.dataplane.holdCpuCores, ' cores')}`,
     ],
     [
+      'control plane CPU ramp / hold',
+      `${show(r.controlplane.rampCpuCores, ' cores')} / ${show(r.controlplane.holdCpuCores, ' cores')}`,
+    ],
+    [
       'load generator CPU ramp / hold',
       `${show(r.generator.rampCpuCores, ' cores')} / ${show(r.generator.holdCpuCores, ' cores')}`,
     ],
   ];
+  const c = r.cpuMsPerSetup;
+  rows.push([
+    'CPU per setup: data / control / generator',
+    `${show(c.dataplane, ' ms')} / ${show(c.controlplane, ' ms')} / ${show(c.generator, ' ms')}`,
+  ]);
   const errors = Object.entries(r.errors).sort((a, b) => b[1] - a[1]);
   if (errors.length === 0) rows.push(['errors', 'none']);
   for (const [reason, n] of errors) rows.push([`error ×${n}`, reason]);

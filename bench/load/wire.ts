@@ -46,6 +46,9 @@ export interface Counters {
 }
 
 export interface ThreadResult extends Counters {
+  /** connect() start → 2xx (QUIC + TLS + HTTP/3 + CONNECT-IP), µs. */
+  connect: HistogramWire;
+  /** connect() start → first echo reply, µs. */
   setup: HistogramWire;
   rtt: HistogramWire;
   /** performance.timeOrigin-based ms of the first setup start and last setup completion in the ramp. */
