@@ -10,7 +10,7 @@ import {
   parseIpv4,
   writeEchoRequest,
 } from './icmp.js';
-import { parseCpuTicks, parseRssKb } from './procstat.js';
+import { busiestThreadCores, parseCpuTicks, parseRssKb } from './procstat.js';
 import { shares } from './generator.js';
 import { errorReason } from './wire.js';
 import { buildReport, formatTable } from './report.js';
@@ -180,6 +180,10 @@ test('/proc parsers: VmRSS and utime+stime past a command name with spaces', () 
   const stat = '4242 (node (a) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 11 0';
   assert.equal(parseCpuTicks(stat), 325);
   assert.equal(parseCpuTicks('garbage'), undefined);
+  const a = { t: 0, rssKb: 0, cpuTicks: 0, threads: { '1': 10, '2': 0 } };
+  const b = { t: 2000, rssKb: 0, cpuTicks: 0, threads: { '1': 60, '2': 190, '3': 20 } };
+  assert.equal(busiestThreadCores(a, b), 0.95); // thread 2: 190 ticks over 2 s
+  assert.equal(busiestThreadCores({ ...a, threads: undefined }, b), undefined);
 });
 
 test('shares split devices evenly and keep every device once', () => {

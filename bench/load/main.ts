@@ -97,12 +97,12 @@ async function run(
 
   const t0 = Date.now();
   const samples: ProcSample[] = [];
-  const sample = (): ProcSample | undefined => {
-    const s = sampleProcess(dpPid, Date.now() - t0);
+  const sample = (perThread = false): ProcSample | undefined => {
+    const s = sampleProcess(dpPid, Date.now() - t0, perThread);
     if (s !== undefined) samples.push(s);
     return s;
   };
-  const sampler = setInterval(sample, 1000);
+  const sampler = setInterval(() => sample(), 1000);
   const control = new ControlClient({ address: `unix:${stack.socket}` });
   const users: string[] = [];
   try {
@@ -135,8 +135,8 @@ async function run(
     const genPid = await findLater(gen.child.pid ?? -1, 'generator.js');
     const cpPid = findProcess(stack.control.child.pid ?? -1, 'controlplane.js');
     const sampleOthers = () => ({
-      generator: genPid === undefined ? undefined : sampleProcess(genPid, Date.now() - t0),
-      controlplane: cpPid === undefined ? undefined : sampleProcess(cpPid, Date.now() - t0),
+      generator: genPid === undefined ? undefined : sampleProcess(genPid, Date.now() - t0, true),
+      controlplane: cpPid === undefined ? undefined : sampleProcess(cpPid, Date.now() - t0, true),
     });
     const outcome = await guard(follow(gen, sample, sampleOthers, o.tunnels, bound), signal);
     return buildReport({
@@ -226,7 +226,7 @@ async function findLater(pid: number, script: string): Promise<number | undefine
 /** Reads the generator's lines, shows progress, samples the data plane at phase changes. */
 function follow(
   gen: Proc,
-  sample: () => ProcSample | undefined,
+  sample: (perThread?: boolean) => ProcSample | undefined,
   sampleOthers: () => { generator?: ProcSample; controlplane?: ProcSample },
   target: number,
   boundMs: number,
@@ -258,7 +258,7 @@ function follow(
         );
       } else if (line.kind === 'phase') {
         phase = line.phase;
-        marks[line.phase] = { dataplane: sample(), ...sampleOthers() };
+        marks[line.phase] = { dataplane: sample(true), ...sampleOthers() };
         if (line.phase === 'drain') openAtHoldEnd = counters.open;
       } else if (line.kind === 'fatal') {
         clearTimeout(timer);

@@ -1,6 +1,6 @@
 // Resource use of the data plane process, read from /proc. Parsers are pure; the reader is one
 // function so the benchmark samples the process it started and nothing else.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** VmRSS from /proc/PID/status, in kB; undefined when the line is absent. */
 export function parseRssKb(status: string): number | undefined {
@@ -33,14 +33,26 @@ export interface ProcSample {
   t: number;
   rssKb: number;
   cpuTicks: number;
+  /** utime + stime per thread id, when asked for (phase marks only: it reads one file a thread). */
+  threads?: Record<string, number>;
 }
 
-export function sampleProcess(pid: number, t: number): ProcSample | undefined {
+export function sampleProcess(pid: number, t: number, perThread = false): ProcSample | undefined {
   try {
     const rssKb = parseRssKb(readFileSync(`/proc/${pid}/status`, 'utf8'));
     const cpuTicks = parseCpuTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
     if (rssKb === undefined || cpuTicks === undefined) return undefined;
-    return { t, rssKb, cpuTicks };
+    if (!perThread) return { t, rssKb, cpuTicks };
+    const threads: Record<string, number> = {};
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const ticks = parseCpuTicks(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        if (ticks !== undefined) threads[tid] = ticks;
+      } catch {
+        // the thread ended between readdir and read
+      }
+    }
+    return { t, rssKb, cpuTicks, threads };
   } catch {
     return undefined; // the process is gone
   }
@@ -67,4 +79,19 @@ export function findProcess(pid: number, script: string): number | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Cores used by the busiest thread between two samples: near 1.0 means one thread (an event loop)
+ * is the bottleneck however many cores the machine has.
+ */
+export function busiestThreadCores(a: ProcSample, b: ProcSample): number | undefined {
+  const dt = (b.t - a.t) / 1000;
+  if (a.threads === undefined || b.threads === undefined || dt <= 0) return undefined;
+  let best = 0;
+  for (const [tid, ticks] of Object.entries(b.threads)) {
+    const before = a.threads[tid] ?? 0;
+    best = Math.max(best, (ticks - before) / TICKS_PER_SECOND / dt);
+  }
+  return best;
 }

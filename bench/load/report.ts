@@ -2,7 +2,7 @@
 // printed as a table. Pure, so the arithmetic is tested.
 import type { LoadOptions } from './args.js';
 import { LatencyHistogram } from './histogram.js';
-import { TICKS_PER_SECOND, type ProcSample } from './procstat.js';
+import { busiestThreadCores, TICKS_PER_SECOND, type ProcSample } from './procstat.js';
 import type { ThreadResult } from './wire.js';
 
 export interface LoadReport {
@@ -52,6 +52,8 @@ export interface LoadReport {
   };
   /** The load generator's own CPU: when it nears the machine's cores, it is the bottleneck. */
   generator: { rampCpuCores: number | null; holdCpuCores: number | null };
+  /** Cores of each process's busiest thread, ramp / hold: ~1.0 = a saturated event loop. */
+  busiestThread: Record<'dataplane' | 'controlplane' | 'generator', [number | null, number | null]>;
   /** The control plane answers one Authorize per tunnel setup. */
   controlplane: { rampCpuCores: number | null; holdCpuCores: number | null };
 }
@@ -98,6 +100,17 @@ export function buildReport(input: {
     const a = marks[from]?.[who];
     const b = marks[to]?.[who];
     return a === undefined || b === undefined ? null : round2(cpuCores(a, b));
+  };
+  const busiest = (
+    who: 'dataplane' | 'generator' | 'controlplane',
+  ): [number | null, number | null] => {
+    const at = (from: 'ramp' | 'hold', to: 'hold' | 'drain'): number | null => {
+      const a = marks[from]?.[who];
+      const b = marks[to]?.[who];
+      const v = a === undefined || b === undefined ? undefined : busiestThreadCores(a, b);
+      return v === undefined ? null : round2(v);
+    };
+    return [at('ramp', 'hold'), at('hold', 'drain')];
   };
   const perSetup = (who: 'dataplane' | 'generator' | 'controlplane'): number | null => {
     const a = marks.ramp?.[who];
@@ -154,6 +167,11 @@ export function buildReport(input: {
       rampCpuCores: cores('generator', 'ramp', 'hold'),
       holdCpuCores: cores('generator', 'hold', 'drain'),
     },
+    busiestThread: {
+      dataplane: busiest('dataplane'),
+      controlplane: busiest('controlplane'),
+      generator: busiest('generator'),
+    },
     controlplane: {
       rampCpuCores: cores('controlplane', 'ramp', 'hold'),
       holdCpuCores: cores('controlplane', 'hold', 'drain'),
@@ -205,6 +223,13 @@ export function formatTable(r: LoadReport): string {
       `${show(r.generator.rampCpuCores, ' cores')} / ${show(r.generator.holdCpuCores, ' cores')}`,
     ],
   ];
+  const b = r.busiestThread;
+  rows.push([
+    'busiest thread ramp / hold: data / ctl / gen',
+    [b.dataplane, b.controlplane, b.generator]
+      .map(([ramp, hold]) => `${show(ramp)}/${show(hold)}`)
+      .join(' · ') + ' cores',
+  ]);
   const c = r.cpuMsPerSetup;
   rows.push([
     'CPU per setup: data / control / generator',
