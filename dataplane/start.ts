@@ -28,7 +28,12 @@ const children: ChildProcess[] = [];
 let stopping = false;
 
 function launch(bin: string, argv: string[]): ChildProcess {
-  const child = spawn(process.execPath, [join(root, 'bin', bin), ...argv], { stdio: 'inherit' });
+  // Own process groups: a Ctrl-C reaches only this supervisor, which then stops the children in
+  // order (the data plane drains its clients while the control plane is still there to answer).
+  const child = spawn(process.execPath, [join(root, 'bin', bin), ...argv], {
+    stdio: 'inherit',
+    detached: true,
+  });
   children.push(child);
   child.on('exit', (code, signal) => {
     if (!stopping) {
@@ -44,16 +49,18 @@ function launch(bin: string, argv: string[]): ChildProcess {
 function stop(code: number): void {
   if (stopping) return;
   stopping = true;
-  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  // The data plane drains its clients first; the control plane goes last.
-  for (const c of alive.reverse()) c.kill('SIGTERM');
-  let pending = alive.length;
-  if (pending === 0) process.exit(code);
-  for (const c of alive) {
-    c.once('exit', () => {
-      if (--pending === 0) process.exit(code);
-    });
-  }
+  void (async () => {
+    // Newest first: the data plane, then the control plane.
+    for (const c of [...children].reverse()) {
+      if (c.exitCode !== null || c.signalCode !== null) continue;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    process.exit(code);
+  })();
 }
 
 process.on('SIGINT', () => stop(0));
