@@ -50,13 +50,6 @@ function toRuleInput(r: PolicyRule): PolicyRuleInput {
   };
 }
 
-/** Routes a client gets: its policy's routes plus the server's own tunnel addresses (the gateway). */
-function clientRoutes(routes: string[], gateways: string[]): string[] {
-  const all = new Set(routes);
-  for (const g of gateways) all.add(g.includes(':') ? `${g}/128` : `${g}/32`);
-  return [...all];
-}
-
 function denialStatus(reason: DenialReason): 401 | 403 {
   return reason === DenialReason.DENIAL_REASON_BAD_CERTIFICATE ? 401 : 403;
 }
@@ -122,7 +115,6 @@ async function serve(
   if (dp.pools.length === 0)
     throw new StartupError('the control plane has no address pool configured');
   const dataplaneId = await control.register(name, config.listen, config.workers, VERSION);
-  const gateways = dp.pools.map((p) => p.serverAddress);
   const tunAddresses = dp.pools.map((p) => `${p.serverAddress}/${p.cidr.split('/')[1]}`);
 
   // 2. TUN device, rings, TUN threads.
@@ -182,7 +174,7 @@ async function serve(
       deviceId: a.deviceId,
       certSerial: a.certSerial,
       addresses: [a.ipv4, a.ipv6].filter((x) => x !== ''),
-      routes: clientRoutes(a.routes, gateways),
+      routes: a.routes,
       rules: a.rules.map(toRuleInput),
       defaultAllow: a.defaultAction === PolicyAction.POLICY_ACTION_ALLOW,
     };
@@ -348,7 +340,7 @@ async function serve(
         sessionId: e.policy.sessionId,
         rules: e.policy.rules.map(toRuleInput),
         defaultAllow: e.policy.defaultAction === PolicyAction.POLICY_ACTION_ALLOW,
-        routes: clientRoutes(e.policy.routes, gateways),
+        routes: e.policy.routes,
       });
     }
   });
