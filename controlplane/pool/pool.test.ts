@@ -278,9 +278,17 @@ test('an IPv6 /64 allocates and releases 100,000 leases; memory follows the leas
     return process.memoryUsage().heapUsed;
   };
   const store = new MemoryLeaseStore();
-  const before = heap();
-  const pool = new AddressPool('fd77::/64', store);
-  assert.ok(heap() - before < 64 * 1024, 'an empty /64 pool must cost (almost) nothing');
+  // The pool's own cost is fixed; the heap counter also moves with V8's lazy internals (code,
+  // feedback vectors), which only ever add. So the smallest of three constructions is measured.
+  let empty = Number.POSITIVE_INFINITY;
+  let before = 0;
+  let pool = new AddressPool('fd77::/64', store);
+  for (let trial = 0; trial < 3; trial++) {
+    before = heap();
+    pool = new AddressPool('fd77::/64', store);
+    empty = Math.min(empty, heap() - before);
+  }
+  assert.ok(empty < 64 * 1024, `an empty /64 pool must cost (almost) nothing, grew ${empty} bytes`);
 
   const n = 100_000;
   for (let i = 0; i < n; i++) await pool.allocate(`device-${i}`);
