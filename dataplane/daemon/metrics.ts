@@ -25,6 +25,7 @@ export class DataplaneMetrics {
   private readonly workerSessions: Gauge;
   private readonly workerConnections: Gauge;
   private readonly ringDrops: Counter;
+  private readonly hairpinPackets: Counter;
   readonly ringDepth: Gauge;
   readonly tunErrors: Counter;
   readonly tunPackets: Counter;
@@ -149,6 +150,12 @@ export class DataplaneMetrics {
       labelNames: ['ring'],
       registers,
     });
+    this.hairpinPackets = new Counter({
+      name: 'masque_vpn_hairpin_packets_total',
+      help: 'Client-to-client packets switched inside the data plane (never through the kernel), by path (local = same shard, shard = another shard)',
+      labelNames: ['path'],
+      registers,
+    });
     this.ringDepth = new Gauge({
       name: 'masque_vpn_ring_depth',
       help: 'Packets waiting in a ring',
@@ -229,6 +236,10 @@ export class DataplaneMetrics {
     }
     for (const [type, n] of Object.entries(report.errors)) this.errors.inc({ type }, n);
     if (report.ringDrops > 0) this.ringDrops.inc({ ring: `shard${worker}` }, report.ringDrops);
+    if (report.hairpinDrops > 0)
+      this.ringDrops.inc({ ring: `shard${worker}_hairpin` }, report.hairpinDrops);
+    this.hairpinPackets.inc({ path: 'local' }, report.hairpin.local);
+    this.hairpinPackets.inc({ path: 'shard' }, report.hairpin.shard);
     this.workerSessions.set({ worker }, report.sessions.length);
     this.workerConnections.set({ worker }, report.quicConnections);
     let total = 0;

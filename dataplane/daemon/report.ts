@@ -61,6 +61,10 @@ export interface ShardReport {
   errors: Record<string, number>;
   quicConnections: number;
   ringDrops: number;
+  /** Client-to-client packets switched inside the data plane since the last report, by path. */
+  hairpin: { local: number; shard: number };
+  /** Packets dropped because a hairpin ring to another shard was full. */
+  hairpinDrops: number;
 }
 
 export function emptyReport(shard: number): ShardReport {
@@ -74,6 +78,8 @@ export function emptyReport(shard: number): ShardReport {
     errors: {},
     quicConnections: 0,
     ringDrops: 0,
+    hairpin: { local: 0, shard: 0 },
+    hairpinDrops: 0,
   };
 }
 

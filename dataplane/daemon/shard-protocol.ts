@@ -1,5 +1,6 @@
 // Messages between the supervisor (main thread) and a shard worker. Structured-clone plain data.
 import type { FecConfig } from '../fec/config.js';
+import type { DoorbellHandle } from '../ring/doorbell.js';
 import type { RingHandle } from '../ring/spsc.js';
 import type { RouteTableHandle } from '../ring/route-table.js';
 import type { PolicyRuleInput } from './policy.js';
@@ -23,8 +24,13 @@ export interface ShardInit {
   fec: FecConfig;
   /** Extra request paths besides the RFC 9484 default template. */
   paths: string[];
-  toShard: RingHandle;
+  /** Rings this shard consumes: from the TUN reader first, then hairpin rings from other shards. */
+  inbound: RingHandle[];
+  /** The doorbell every inbound ring rings. */
+  inboundBell: DoorbellHandle;
   toWriter: RingHandle;
+  /** `hairpinOut[d]`: the ring to shard d for client-to-client packets (none for this shard). */
+  hairpinOut: (RingHandle | undefined)[];
   routes: RouteTableHandle;
   reportIntervalMs: number;
   logLevel: string;

@@ -17,10 +17,12 @@ import { ServerSession, type Authorization } from '../masque/server-session.js';
 import { parseTemplate } from '../masque/template.js';
 import { Endpoint, type CloseInfo, type Connection } from '../quic/endpoint.js';
 import { RouteTable } from '../ring/route-table.js';
-import { RingConsumer, RingProducer } from '../ring/spsc.js';
+import { RingProducer } from '../ring/spsc.js';
+import { ShardInbound } from './inbound.js';
 import { compilePolicy, type PacketPolicy, type PolicyRuleInput } from './policy.js';
 import { bump, emptyReport, type ShardReport } from './report.js';
 import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
+import { PacketSwitch, SwitchPath } from './switch.js';
 
 /** H3_REQUEST_CANCELLED: the tunnel is closed on the operator's behalf (kick, revocation). */
 const H3_REQUEST_CANCELLED = 0x10c;
@@ -40,6 +42,8 @@ interface Conn {
 
 /** How often QUIC's loss counters are fed to the FEC controllers. */
 const FEC_OBSERVE_MS = 200;
+/** Packets taken from each inbound ring per round before QUIC I/O gets a turn. */
+const INBOUND_BATCH = 64;
 
 interface Tunnel {
   conn: Conn;
@@ -73,8 +77,11 @@ class Shard {
   private readonly init: ShardInit;
   private readonly log: Logger;
   private readonly endpoint: Endpoint;
-  private readonly fromTun: RingConsumer;
+  private readonly inbound: ShardInbound;
   private readonly toTun: RingProducer;
+  private readonly switch: PacketSwitch;
+  private readonly hairpinOut: (RingProducer | undefined)[];
+  private lastSwitch = { local: 0, shard: 0, hairpinDrops: 0 };
   private readonly routes: RouteTable;
   private readonly conns = new Set<Conn>();
   /** Open tunnels by slot; the TUN reader tags each packet with its tunnel's slot. */
@@ -98,9 +105,19 @@ class Shard {
       pino.destination({ dest: 2, sync: true }),
     );
     this.report = emptyReport(init.shard);
-    this.fromTun = new RingConsumer(init.toShard);
+    this.inbound = new ShardInbound(init.inbound, init.inboundBell);
     this.toTun = new RingProducer(init.toWriter);
     this.routes = new RouteTable(init.routes);
+    this.hairpinOut = init.hairpinOut.map((h) =>
+      h === undefined ? undefined : new RingProducer(h),
+    );
+    this.switch = new PacketSwitch({
+      shard: init.shard,
+      routes: this.routes,
+      toTun: this.toTun,
+      toShards: this.hairpinOut,
+      local: (slot, packet, offset, length) => this.toClient(slot, packet, offset, length),
+    });
     this.templates = init.paths.map((p) => parseTemplate(p));
     this.endpoint = new Endpoint(
       {
@@ -131,7 +148,7 @@ class Shard {
   }
 
   start(): void {
-    void this.pumpFromTun();
+    void this.pumpInbound();
     setInterval(() => this.sendReport(), this.init.reportIntervalMs).unref();
     setInterval(() => this.observeFec(), FEC_OBSERVE_MS).unref();
     this.post({ type: 'ready', shard: this.init.shard });
@@ -252,7 +269,7 @@ class Shard {
         },
         sendDatagram: (payload, offset, length) =>
           this.sendDatagram(tunnel, payload, offset, length),
-        deliverPacket: (packet, offset, length) => this.toTunRing(tunnel, packet, offset, length),
+        deliverPacket: (packet, offset, length) => this.fromClient(tunnel, packet, offset, length),
       },
       events: {
         onOpen: () => this.onTunnelOpen(tunnel),
@@ -441,37 +458,38 @@ class Shard {
       bump(this.report.errors, 'datagram_queue_full');
   }
 
-  private toTunRing(tunnel: Tunnel, packet: Uint8Array, offset: number, length: number): void {
-    const slot = this.toTun.reserve();
-    if (slot === null || length > slot.length) {
-      this.toTun.countDrop();
-      return;
-    }
-    slot.set(packet.subarray(offset, offset + length));
-    this.toTun.commit(length);
-    tunnel.bytesIn += length;
+  /**
+   * A packet the tunnel accepted from its client (or an ICMP error it made for the local side):
+   * to another client if the destination is one (hairpin), else to the TUN.
+   */
+  private fromClient(tunnel: Tunnel, packet: Uint8Array, offset: number, length: number): void {
+    if (this.switch.forward(packet, offset, length) !== SwitchPath.Dropped)
+      tunnel.bytesIn += length;
   }
 
-  /** Packets the TUN reader routed to this shard, tagged with the tunnel's slot. */
-  private async pumpFromTun(): Promise<void> {
-    const ring = this.fromTun;
+  /** A packet for the client of the tunnel in `slot` (from the TUN, a hairpin ring or this shard). */
+  private toClient(slot: number, packet: Uint8Array, offset: number, length: number): void {
+    const tunnel = this.slots[slot];
+    if (tunnel === undefined) {
+      bump(this.report.errors, 'no_session_for_packet');
+      return;
+    }
+    // The slot is a hint from the route table: a stale one fails the tunnel's egress check
+    // (destination not assigned to its client) and never reaches the wrong client.
+    tunnel.session.sendPacket(packet, offset, length);
+    if (tunnel.fec !== undefined) this.armFecTimer(tunnel.conn);
+  }
+
+  /** Packets from the TUN reader and the other shards' hairpin rings, tagged with the slot. */
+  private async pumpInbound(): Promise<void> {
+    const visit = (slot: Uint8Array, length: number, tag: number) =>
+      this.toClient(tag, slot, 0, length);
     while (!this.stopped) {
-      const n = ring.available();
-      if (n === 0) {
-        await ring.waitAsync(1000);
+      if (this.inbound.drain(visit, INBOUND_BATCH) === 0) {
+        await this.inbound.waitAsync(1000);
         continue;
       }
-      for (let i = 0; i < n; i++) {
-        const tunnel = this.slots[ring.tag(i)];
-        if (tunnel === undefined) {
-          bump(this.report.errors, 'no_session_for_packet');
-          continue;
-        }
-        tunnel.session.sendPacket(ring.slot(i), 0, ring.length(i));
-        if (tunnel.fec !== undefined) this.armFecTimer(tunnel.conn);
-      }
-      ring.release(n);
-      // Let QUIC I/O run between batches: the ring may never run dry under load.
+      // Let QUIC I/O run between batches: the rings may never run dry under load.
       await new Promise<void>((r) => setImmediate(r));
     }
   }
@@ -536,6 +554,7 @@ class Shard {
 
   private async stop(): Promise<void> {
     this.stopped = true;
+    this.inbound.wake();
     const sessions = this.bySessionId.size;
     this.sendReport();
     await this.endpoint.close();
@@ -582,6 +601,13 @@ class Shard {
     const drops = this.toTun.drops();
     r.ringDrops = (drops - this.ringDropsSeen) | 0;
     this.ringDropsSeen = drops;
+    const sw = this.switch.counters;
+    r.hairpin = {
+      local: sw.local - this.lastSwitch.local,
+      shard: sw.shard - this.lastSwitch.shard,
+    };
+    r.hairpinDrops = sw.hairpinDrops - this.lastSwitch.hairpinDrops;
+    this.lastSwitch = { local: sw.local, shard: sw.shard, hairpinDrops: sw.hairpinDrops };
     r.quicConnections = this.conns.size;
     this.post(r);
     this.report = emptyReport(this.init.shard);

@@ -15,7 +15,6 @@ import {
 } from '../../proto/gen/masque/v1/dataplane.js';
 import { PolicyAction, type PolicyRule } from '../../proto/gen/masque/v1/common.js';
 import type { SessionReport } from '../../proto/gen/masque/v1/dataplane.js';
-import { createRingPlane } from '../ring/plane.js';
 import { createRouteTable } from '../ring/route-table.js';
 import { RingMonitor } from '../ring/spsc.js';
 import { TunDevice, TunError } from '../tun/device.js';
@@ -25,6 +24,7 @@ import { ControlError, ControlLink, type AuthorizeOutcome } from './control.js';
 import { DataplaneMetrics } from './metrics.js';
 import { applyNat, NatError, type AppliedNat } from './nat.js';
 import type { PolicyRuleInput } from './policy.js';
+import { createShardRings, inboundRingsOf } from './rings.js';
 import type { ShardReport } from './report.js';
 import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
 
@@ -131,7 +131,8 @@ async function serve(
     cleanups.push(() => nat?.undo());
     log.info({ pools: dp.pools.map((p) => p.cidr) }, 'forwarding and masquerading enabled');
   }
-  const plane = createRingPlane({ shards: config.workers });
+  const rings = createShardRings({ shards: config.workers });
+  const plane = rings.plane;
   const routes = createRouteTable();
   let fatal: ((why: string) => void) | undefined;
   const threads = await TunThreads.start({
@@ -298,8 +299,10 @@ async function serve(
       mtu: config.mtu,
       fec: config.fec,
       paths: config.paths,
-      toShard: plane.toShard[i],
+      inbound: inboundRingsOf(rings, i),
+      inboundBell: rings.inboundBells[i],
       toWriter: plane.toWriter[i],
+      hairpinOut: rings.hairpin[i],
       routes,
       reportIntervalMs: REPORT_INTERVAL_MS,
       logLevel: config.log_level,
@@ -350,10 +353,16 @@ async function serve(
   control.on('up', () => log.info('control plane link up'));
   control.startWatch();
 
-  const monitors = [...plane.toShard, ...plane.toWriter].map((h) => new RingMonitor(h));
+  const hairpinRings = rings.hairpin.flatMap((row, from) =>
+    row.flatMap((h, to) => (h === undefined ? [] : [{ h, name: `shard${from}_to_shard${to}` }])),
+  );
+  const monitors = [...plane.toShard, ...plane.toWriter, ...hairpinRings.map((r) => r.h)].map(
+    (h) => new RingMonitor(h),
+  );
   const ringNames = [
     ...plane.toShard.map((_, i) => `tun_to_shard${i}`),
     ...plane.toWriter.map((_, i) => `shard${i}_to_tun`),
+    ...hairpinRings.map((r) => r.name),
   ];
   let lastTun: Record<string, number> = {};
   const statsTimer = setInterval(() => {

@@ -1,0 +1,145 @@
+// The data plane daemon's own behaviour seen from outside: client-to-client traffic switched
+// inside the data plane (no kernel forwarding) on one shard and across shards, refused with ICMP
+// when policy says no; SIGHUP reloading the config file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isRoot, Topology, type Proc } from './netns.js';
+import {
+  addUser,
+  eventually,
+  metric,
+  ping,
+  scrape,
+  startClient,
+  startControlPlane,
+  startDataplane,
+  vpnctl,
+  type Stack,
+} from './stack.js';
+
+async function addRule(stack: Stack, args: string[]): Promise<number> {
+  const rule = JSON.parse(await vpnctl(stack, ['--json', 'policy', 'add', ...args])) as {
+    id: number | string;
+  };
+  return Number(rule.id);
+}
+
+/** The shard serving the only session that `before` did not have, from the per-worker gauge. */
+async function shardsWithSessions(topo: Topology, address: string): Promise<number[]> {
+  const text = await scrape(topo, topo.srv, address);
+  const out: number[] = [];
+  for (let w = 0; w < 8; w++) {
+    const n = metric(text, 'masque_vpn_worker_sessions', { worker: String(w) }) ?? 0;
+    for (let i = 0; i < n; i++) out.push(w);
+  }
+  return out;
+}
+
+function hairpinCount(text: string): { local: number; shard: number } {
+  return {
+    local: metric(text, 'masque_vpn_hairpin_packets_total', { path: 'local' }) ?? 0,
+    shard: metric(text, 'masque_vpn_hairpin_packets_total', { path: 'shard' }) ?? 0,
+  };
+}
+
+for (const [workers, path] of [
+  [1, 'local'],
+  [2, 'shard'],
+] as const) {
+  test(`client-to-client without kernel forwarding (--workers ${workers}, ${path} hairpin), refused when policy says no`, async (t) => {
+    if (!isRoot()) return t.skip('needs root');
+    const topo = await Topology.create(`dh${workers}`);
+    const metrics = `127.0.0.1:${9600 + workers}`;
+    try {
+      const stack = await startControlPlane(topo);
+      // No --nat: the server namespace never forwards a packet.
+      const dp = await startDataplane(stack, workers, ['--metrics', metrics]);
+      for (const f of ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']) {
+        const v = (await topo.exec(topo.srv, ['cat', f])).stdout.trim();
+        assert.equal(v, '0', `${f} is ${v} in the server namespace`);
+      }
+      const alice = await addUser(stack, 'alice');
+      const bob = await addUser(stack, 'bob');
+      const bobNs = await topo.addClient('b', '10.200.0.3');
+      await startClient(topo, topo.cli, alice.bundle);
+      const sessionsAre = async (n: number) =>
+        eventually(async () => (await shardsWithSessions(topo, metrics)).length === n, 5_000);
+      assert.ok(await sessionsAre(1), 'alice not visible in the per-worker gauge');
+      const aliceShard = (await shardsWithSessions(topo, metrics))[0];
+
+      let bobClient: Proc | undefined;
+      // With two shards, reconnect bob until the kernel's steering puts him on the other shard
+      // than alice (each start has a fresh source port: one chance in two per try).
+      for (let attempt = 0; ; attempt++) {
+        bobClient = await startClient(topo, bobNs, bob.bundle);
+        assert.ok(await sessionsAre(2), 'bob not visible in the per-worker gauge');
+        const shards = await shardsWithSessions(topo, metrics);
+        const apart = shards[0] !== shards[1];
+        if (workers === 1 || apart || attempt === 7) {
+          t.diagnostic(`alice on shard ${aliceShard}, shards in use: ${shards.join(',')}`);
+          if (workers > 1) assert.ok(apart, 'bob never landed on the other shard in 8 tries');
+          break;
+        }
+        await bobClient.stop(10_000);
+        assert.ok(await sessionsAre(1), 'bob did not leave');
+      }
+
+      await vpnctl(stack, ['group', 'add', 'team']);
+      await vpnctl(stack, ['group', 'add-member', 'team', 'alice']);
+      await vpnctl(stack, ['group', 'add-member', 'team', 'bob']);
+      await addRule(stack, ['team', 'allow', '10.77.0.0/16']);
+      await addRule(stack, ['team', 'allow', 'fd77::/64']);
+      const before = hairpinCount(await scrape(topo, topo.srv, metrics));
+      const reached = await eventually(
+        async () => (await ping(topo, topo.cli, bob.ipv4, 1)).received === 1,
+        8_000,
+      );
+      assert.ok(reached, `alice cannot reach bob:\n${dp.output().slice(-3000)}`);
+      assert.equal((await ping(topo, bobNs, alice.ipv4, 5)).received, 5, 'bob -> alice (v4)');
+      assert.equal((await ping(topo, topo.cli, bob.ipv6, 5)).received, 5, 'alice -> bob (v6)');
+
+      // Every echo and reply went shard to shard (or within the shard): at least 2 x 10.
+      let after = before;
+      const counted = await eventually(async () => {
+        after = hairpinCount(await scrape(topo, topo.srv, metrics));
+        return after[path] - before[path] >= 20;
+      }, 5_000);
+      assert.ok(counted, `hairpin ${path} counter ${before[path]} -> ${after[path]}`);
+      t.diagnostic(`hairpin packets: local ${after.local}, across shards ${after.shard}`);
+
+      // Denied by a higher-priority rule: alice keeps her route to the pool, so the packets go
+      // into the tunnel and the data plane answers with ICMP administratively prohibited.
+      const deny = await addRule(stack, ['team', 'deny', `${bob.ipv4}/32`, '--priority', '10']);
+      const cut = await eventually(
+        async () => (await ping(topo, topo.cli, bob.ipv4, 1)).received === 0,
+        5_000,
+      );
+      assert.ok(cut, 'alice still reaches bob after a deny rule');
+      const refused = await topo.exec(topo.cli, ['ping', '-c', '1', '-W', '2', bob.ipv4], {
+        allowFail: true,
+      });
+      assert.match(refused.stdout, /filtered|prohibited/i, refused.stdout);
+      assert.equal((await ping(topo, bobNs, '10.77.0.1', 1)).received, 1, 'server still up');
+
+      // The receiver's side counts too: bob loses his route to the pool, so alice's packets
+      // (allowed by her policy again) are refused by bob's tunnel and never reach him.
+      await vpnctl(stack, ['policy', 'remove', String(deny)]);
+      assert.ok(
+        await eventually(
+          async () => (await ping(topo, topo.cli, bob.ipv4, 1)).received === 1,
+          5_000,
+        ),
+        'alice does not reach bob again after the deny is removed',
+      );
+      await vpnctl(stack, ['group', 'remove-member', 'team', 'bob']);
+      const oneWay = await eventually(
+        async () => (await ping(topo, topo.cli, bob.ipv4, 1)).received === 0,
+        5_000,
+      );
+      assert.ok(oneWay, 'alice still reaches bob after bob lost the route to her');
+      assert.ok(bobClient !== undefined);
+    } finally {
+      await topo.destroy();
+    }
+  });
+}
