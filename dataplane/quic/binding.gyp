@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/connection.cc",
         "src/endpoint.cc",
+        "src/packet_reader.cc",
         "src/tls.cc",
         "src/udp_socket.cc"
       ],

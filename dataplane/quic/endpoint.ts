@@ -1,10 +1,9 @@
 // The QUIC transport's TypeScript face: typed options, handlers and connections over the native
 // addon (build/Release/quic.node). One callback per event kind on the endpoint (no EventEmitter
 // on the data path); datagrams arrive in batches.
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon, QuicError } from './addon.js';
+
+export { QuicError };
 
 export type Role = 'server' | 'client';
 export type CongestionControl = 'bbr' | 'cubic' | 'reno';
@@ -154,17 +153,6 @@ export interface EndpointCounters {
   gsoBatches: number;
 }
 
-/** Misuse or failure reported by the transport; `code` is a stable string. */
-export class QuicError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'QuicError';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Native binding
 
@@ -206,23 +194,9 @@ interface NativeModule {
   maxDatagramSize: number;
 }
 
-function addonPath(): string {
-  const override = process.env.MASQUE_QUIC_ADDON;
-  if (override) return resolve(override);
-  const here = dirname(fileURLToPath(import.meta.url));
-  // Running from dist/dataplane/quic/ or from the source folder.
-  const candidates = [
-    join(here, '..', '..', '..', 'dataplane', 'quic', 'build', 'Release', 'quic.node'),
-    join(here, 'build', 'Release', 'quic.node'),
-  ];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new QuicError('QUIC addon not built: run `npm run build`', 'ERR_QUIC_NO_ADDON');
-  return found;
-}
-
 let nativeModule: NativeModule | undefined;
 function native(): NativeModule {
-  nativeModule ??= createRequire(import.meta.url)(addonPath()) as NativeModule;
+  nativeModule ??= loadAddon() as unknown as NativeModule;
   return nativeModule;
 }
 

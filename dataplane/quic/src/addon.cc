@@ -15,111 +15,17 @@
 #include <string>
 
 #include "endpoint.h"
+#include "napi_checked.h"
+#include "packet_reader.h"
 
 namespace {
 
+using namespace napi_checked;
 using quic::Connection;
 using quic::Endpoint;
 using quic::EndpointConfig;
 using quic::Event;
 using quic::EventType;
-
-struct ThrowPending {};  // an exception is now pending in JS
-
-void check(napi_env env, napi_status s, const char *what) {
-  if (s == napi_ok) return;
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
-    const napi_extended_error_info *info = nullptr;
-    napi_get_last_error_info(env, &info);
-    std::string msg = std::string(what) + ": " +
-                      (info && info->error_message ? info->error_message : "Node-API failure");
-    napi_throw_error(env, "ERR_QUIC_NAPI", msg.c_str());
-  }
-  throw ThrowPending{};
-}
-
-[[noreturn]] void fail(napi_env env, const char *code, const std::string &msg) {
-  napi_throw_error(env, code, msg.c_str());
-  throw ThrowPending{};
-}
-
-#define CHECK(env, call) check((env), (call), #call)
-
-napi_value undefined(napi_env env) {
-  napi_value v;
-  CHECK(env, napi_get_undefined(env, &v));
-  return v;
-}
-
-napi_value num(napi_env env, double d) {
-  napi_value v;
-  CHECK(env, napi_create_double(env, d, &v));
-  return v;
-}
-
-napi_value str(napi_env env, const std::string &s) {
-  napi_value v;
-  CHECK(env, napi_create_string_utf8(env, s.data(), s.size(), &v));
-  return v;
-}
-
-napi_value boolean(napi_env env, bool b) {
-  napi_value v;
-  CHECK(env, napi_get_boolean(env, b, &v));
-  return v;
-}
-
-napi_value buffer_copy(napi_env env, const uint8_t *data, size_t len) {
-  napi_value v;
-  void *out = nullptr;
-  CHECK(env, napi_create_buffer_copy(env, len, len ? static_cast<const void *>(data) : static_cast<const void *>(""), &out, &v));
-  return v;
-}
-
-double get_number(napi_env env, napi_value v, const char *name) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || std::isnan(d))
-    fail(env, "ERR_INVALID_ARG_TYPE", std::string(name) + " must be a number");
-  return d;
-}
-
-bool get_bool(napi_env env, napi_value v) {
-  bool b = false;
-  napi_valuetype t;
-  CHECK(env, napi_typeof(env, v, &t));
-  if (t == napi_boolean) CHECK(env, napi_get_value_bool(env, v, &b));
-  return b;
-}
-
-std::string get_string(napi_env env, napi_value v, const char *name) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok)
-    fail(env, "ERR_INVALID_ARG_TYPE", std::string(name) + " must be a string");
-  std::string s(len, '\0');
-  CHECK(env, napi_get_value_string_utf8(env, v, s.data(), len + 1, &len));
-  return s;
-}
-
-void get_bytes(napi_env env, napi_value v, const uint8_t **data, size_t *len, const char *name) {
-  bool is_ta = false;
-  CHECK(env, napi_is_typedarray(env, v, &is_ta));
-  if (!is_ta) fail(env, "ERR_INVALID_ARG_TYPE", std::string(name) + " must be a Uint8Array");
-  napi_typedarray_type type;
-  void *p = nullptr;
-  CHECK(env, napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr));
-  if (type != napi_uint8_array) fail(env, "ERR_INVALID_ARG_TYPE", std::string(name) + " must be a Uint8Array");
-  *data = static_cast<const uint8_t *>(p);
-}
-
-// Optional property of the options object.
-napi_value prop(napi_env env, napi_value obj, const char *name) {
-  napi_value v;
-  CHECK(env, napi_get_named_property(env, obj, name, &v));
-  napi_valuetype t;
-  CHECK(env, napi_typeof(env, v, &t));
-  return (t == napi_undefined || t == napi_null) ? nullptr : v;
-}
 
 // --------------------------------------------------------------------------------------------
 
@@ -344,12 +250,6 @@ Connection *conn_arg(napi_env env, Wrap *w, napi_value v) {
   if (!c) fail(env, "ERR_QUIC_NO_CONNECTION", "no such connection");
   return c;
 }
-
-#define ENTRY(name) napi_value name(napi_env env, napi_callback_info info) try
-#define EXIT                           \
-  catch (const ThrowPending &) {       \
-    return nullptr;                    \
-  }
 
 ENTRY(js_new) {
   size_t argc = 2;
@@ -641,6 +541,7 @@ NAPI_MODULE_INIT() {
     CHECK(env, napi_define_class(env, "NativeEndpoint", NAPI_AUTO_LENGTH, js_new, nullptr,
                                  sizeof methods / sizeof methods[0], methods, &cls));
     CHECK(env, napi_set_named_property(env, exports, "NativeEndpoint", cls));
+    CHECK(env, napi_set_named_property(env, exports, "NativePacketReader", packet_reader::define_class(env)));
     CHECK(env, napi_set_named_property(env, exports, "statsFields", num(env, quic::kStatsFields)));
     CHECK(env, napi_set_named_property(env, exports, "maxDatagramSize", num(env, quic::kMaxDatagram)));
     return exports;
