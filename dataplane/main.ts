@@ -58,7 +58,9 @@ const program = new Command('dataplane')
       '  dataplane --control unix:./var/mq/control.sock --listen 0.0.0.0:4433 --workers 2',
       '  dataplane --config /etc/masque-vpn/dataplane.toml --metrics 127.0.0.1:9091',
       '',
-      'Signals: SIGTERM/SIGINT send GOAWAY, drain, then remove the TUN; SIGHUP reloads the log level.',
+      'Signals: SIGTERM/SIGINT send GOAWAY, drain, then remove the TUN. SIGHUP re-reads the config',
+      'file: log_level, fec, paths, drain_seconds and metrics apply at once; other keys need a',
+      'restart (logged). An invalid file is refused and the running configuration kept.',
     ].join('\n'),
   )
   .showHelpAfterError('(run dataplane --help for usage)')
@@ -81,25 +83,29 @@ const opts = program.opts<{
   logLevel?: DataplaneConfig['log_level'];
 }>();
 
-let config: DataplaneConfig;
-try {
-  const fileText = opts.config === undefined ? undefined : loadConfigFile(opts.config);
-  config = buildConfig(
-    fileText,
-    {
-      control: opts.control,
-      listen: opts.listen,
-      workers: opts.workers,
-      tun_name: opts.tun,
-      mtu: opts.mtu,
-      nat: opts.nat,
-      fec: opts.fec === undefined ? undefined : { enabled: opts.fec },
-      drain_seconds: opts.drain,
-      metrics: opts.metrics,
-      log_level: opts.logLevel,
-    },
+const flags = {
+  control: opts.control,
+  listen: opts.listen,
+  workers: opts.workers,
+  tun_name: opts.tun,
+  mtu: opts.mtu,
+  nat: opts.nat,
+  fec: opts.fec === undefined ? undefined : { enabled: opts.fec },
+  drain_seconds: opts.drain,
+  metrics: opts.metrics,
+  log_level: opts.logLevel,
+};
+/** The file as it is now, under the same flags (they keep winning over the file on SIGHUP). */
+const readConfig = (): DataplaneConfig =>
+  buildConfig(
+    opts.config === undefined ? undefined : loadConfigFile(opts.config),
+    flags,
     opts.config,
   );
+
+let config: DataplaneConfig;
+try {
+  config = readConfig();
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(`dataplane: ${err.message}\n`);
@@ -109,4 +115,7 @@ try {
 }
 
 const { runDataplane } = await import('./daemon/supervisor.js');
-process.exitCode = await runDataplane(config, opts.config);
+process.exitCode = await runDataplane(config, {
+  configFile: opts.config,
+  reload: opts.config === undefined ? undefined : readConfig,
+});

@@ -63,6 +63,8 @@ export type ToShard =
       defaultAllow: boolean;
       routes: string[];
     }
+  /** SIGHUP reloaded these; they apply to new tunnels (and, for the level, every log line). */
+  | { type: 'settings'; logLevel: string; fec: FecConfig; paths: string[] }
   | { type: 'drain' }
   | { type: 'stop' };
 

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { FecSession, proxyFecChoice } from '../fec/session.js';
+import type { FecConfig } from '../fec/config.js';
 import type { FecAgreement } from '../fec/negotiation.js';
 import { H3Connection, type H3Event } from '../h3/connection.js';
 import { datagramHeaderSize, writeDatagramHeader } from '../h3/datagram.js';
@@ -96,7 +97,7 @@ class Shard {
   private stopped = false;
   private lastCounters: Record<string, number> = {};
   private ringDropsSeen = 0;
-  private readonly templates;
+  private templates;
 
   constructor(init: ShardInit) {
     this.init = init;
@@ -529,6 +530,9 @@ class Shard {
         t.log.info({ routes: msg.routes }, 'policy updated');
         return;
       }
+      case 'settings':
+        this.applySettings(msg.logLevel, msg.fec, msg.paths);
+        return;
       case 'drain':
         this.draining = true;
         for (const c of this.conns) {
@@ -542,6 +546,17 @@ class Shard {
         void this.stop();
         return;
     }
+  }
+
+  /** Reloaded settings: the next request, FEC answer and log line use them. */
+  private applySettings(logLevel: string, fec: FecConfig, paths: string[]): void {
+    this.init.fec = fec;
+    this.init.paths = paths;
+    this.templates = paths.map((p) => parseTemplate(p));
+    this.init.logLevel = logLevel;
+    this.log.level = logLevel;
+    // Children copied the level when they were made.
+    for (const c of this.conns) for (const t of c.tunnels.values()) t.log.level = logLevel;
   }
 
   private closeTunnel(t: Tunnel | undefined, reason: string): void {

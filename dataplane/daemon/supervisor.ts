@@ -19,12 +19,13 @@ import { createRouteTable } from '../ring/route-table.js';
 import { RingMonitor } from '../ring/spsc.js';
 import { TunDevice, TunError } from '../tun/device.js';
 import { TunThreads } from '../tun/threads.js';
-import { splitHostPort, type DataplaneConfig } from './config.js';
+import { ConfigError, splitHostPort, type DataplaneConfig } from './config.js';
 import { ControlError, ControlLink, type AuthorizeOutcome } from './control.js';
 import { DataplaneMetrics } from './metrics.js';
 import { applyNat, NatError, type AppliedNat } from './nat.js';
 import type { PolicyRuleInput } from './policy.js';
 import { createShardRings, inboundRingsOf } from './rings.js';
+import { planReload } from './reload.js';
 import type { ShardReport } from './report.js';
 import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
 
@@ -61,7 +62,17 @@ interface ShardHandle {
   sessions: number;
 }
 
-export async function runDataplane(config: DataplaneConfig, configFile?: string): Promise<number> {
+export interface RunOptions {
+  /** The config file, for log lines. */
+  configFile?: string;
+  /** Re-reads the configuration (file under the same flags) on SIGHUP; throws ConfigError. */
+  reload?: () => DataplaneConfig;
+}
+
+export async function runDataplane(
+  config: DataplaneConfig,
+  options: RunOptions = {},
+): Promise<number> {
   const log: Logger = pino(
     { level: config.log_level, base: { component: 'dataplane' } },
     pino.destination({ dest: 2, sync: true }),
@@ -79,7 +90,7 @@ export async function runDataplane(config: DataplaneConfig, configFile?: string)
   };
 
   try {
-    return await serve(config, log, cleanups, cleanup, configFile);
+    return await serve(config, log, cleanups, cleanup, options);
   } catch (err) {
     await cleanup();
     if (
@@ -101,10 +112,24 @@ async function serve(
   log: Logger,
   cleanups: Array<() => Promise<void> | void>,
   cleanup: () => Promise<void>,
-  configFile: string | undefined,
+  options: RunOptions,
 ): Promise<number> {
   const { host, port } = splitHostPort(config.listen);
   const metrics = new DataplaneMetrics();
+  /** The running configuration: `config` plus what SIGHUP reloaded since. */
+  let live = config;
+  // Installed first: SIGHUP's default action would end the process while it starts up.
+  const hup: { reload?: () => Promise<void>; running: Promise<void> } = {
+    running: Promise.resolve(),
+  };
+  const onHup = () => {
+    const reload = hup.reload;
+    if (reload === undefined) return log.warn('SIGHUP during start-up ignored; send it again');
+    // One reload at a time: a second SIGHUP waits for the first to finish rebinding.
+    hup.running = hup.running.then(reload, reload);
+  };
+  process.on('SIGHUP', onHup);
+  cleanups.push(() => void process.off('SIGHUP', onHup));
 
   // 1. Control plane: who we are, our certificate, the pools.
   const control = new ControlLink(config.control);
@@ -389,11 +414,69 @@ async function serve(
   cleanups.push(() => clearInterval(reportTimer));
 
   let metricsServer: Server | undefined;
+  const closeMetrics = (server: Server | undefined) =>
+    new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())));
   if (config.metrics !== undefined) {
     const m = splitHostPort(config.metrics);
     metricsServer = await metrics.serve(m.host, m.port);
-    cleanups.push(() => new Promise<void>((r) => metricsServer?.close(() => r())));
   }
+  cleanups.push(() => closeMetrics(metricsServer));
+
+  hup.reload = async () => {
+    const configFile = options.configFile;
+    if (options.reload === undefined) {
+      log.info('SIGHUP: started without --config, nothing to reload');
+      return;
+    }
+    let wanted: DataplaneConfig;
+    try {
+      wanted = options.reload();
+    } catch (err) {
+      // Never fatal: a running data plane outlives a bad edit of its file.
+      const problem = err instanceof ConfigError ? err.message : String(err);
+      log.error(
+        { configFile, problem },
+        'SIGHUP: config file refused; keeping the running configuration',
+      );
+      return;
+    }
+    const plan = planReload(live, wanted);
+    if (plan.needsRestart.length > 0) {
+      log.warn(
+        { configFile, keys: plan.needsRestart },
+        'SIGHUP: these keys changed but need a restart; their running values stay',
+      );
+    }
+    if (plan.changed.includes('metrics')) {
+      // The new listener first: if it cannot bind, the old one keeps serving.
+      const want = plan.next.metrics;
+      try {
+        let server: Server | undefined;
+        if (want !== undefined) {
+          const m = splitHostPort(want);
+          server = await metrics.serve(m.host, m.port);
+        }
+        const old = metricsServer;
+        metricsServer = server;
+        await closeMetrics(old);
+      } catch (err) {
+        log.error(
+          { metrics: want, err: (err as Error).message },
+          'SIGHUP: cannot serve metrics there; keeping the previous listener',
+        );
+        plan.next.metrics = live.metrics;
+        plan.changed.splice(plan.changed.indexOf('metrics'), 1);
+      }
+    }
+    live = plan.next;
+    // Said before the new level applies, so a switch to "warn" is still confirmed.
+    log.info(
+      { configFile, changed: plan.changed, logLevel: live.log_level, metrics: live.metrics },
+      'SIGHUP: configuration reloaded',
+    );
+    log.level = live.log_level;
+    broadcast({ type: 'settings', logLevel: live.log_level, fec: live.fec, paths: live.paths });
+  };
 
   log.info(
     {
@@ -411,24 +494,19 @@ async function serve(
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  process.on('SIGHUP', () => {
-    // Only the log level can change without a restart; everything else is bound to sockets/devices.
-    if (configFile === undefined) return log.info('SIGHUP: no config file to reload');
-    log.info({ configFile }, 'SIGHUP: reload requested (log level only)');
-  });
   const why = await Promise.race([signalled, exited.then((w) => `fatal: ${w}`)]);
   stopping = true;
   const failed = why.startsWith('fatal');
   if (failed) log.error(why);
   else
     log.info(
-      { signal: why, drainSeconds: config.drain_seconds },
+      { signal: why, drainSeconds: live.drain_seconds },
       'shutting down: GOAWAY to every client',
     );
 
   // 6. Drain: GOAWAY, then wait for clients to leave or the drain time to pass.
-  if (!failed && config.drain_seconds > 0) {
-    const until = Date.now() + config.drain_seconds * 1000;
+  if (!failed && live.drain_seconds > 0) {
+    const until = Date.now() + live.drain_seconds * 1000;
     // The session counts come from the last report, which may predate tunnels opened since:
     // trusting them would stop (closing every connection without GOAWAY) at once. Shards report
     // right after the drain starts; wait for that report from each.

@@ -3,6 +3,8 @@
 // when policy says no; SIGHUP reloading the config file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isRoot, Topology, type Proc } from './netns.js';
 import {
   addUser,
@@ -143,3 +145,75 @@ for (const [workers, path] of [
     }
   });
 }
+
+/** Waits for `pattern` in what `proc` wrote after `since` characters of output. */
+async function waitForAfter(proc: Proc, since: number, pattern: RegExp, ms = 10_000) {
+  const ok = await eventually(async () => pattern.test(proc.output().slice(since)), ms);
+  assert.ok(ok, `no ${pattern} in:\n${proc.output().slice(since).slice(-3000)}`);
+  return proc.output().slice(since);
+}
+
+test('SIGHUP reloads log level and metrics listener; a bad file or a restart-only key keeps the running values', async (t) => {
+  if (!isRoot()) return t.skip('needs root');
+  const topo = await Topology.create('dr');
+  const file = join(topo.dir, 'dataplane.toml');
+  const metrics = '127.0.0.1:9611';
+  try {
+    writeFileSync(file, 'log_level = "info"\n');
+    const stack = await startControlPlane(topo);
+    const dp = await startDataplane(stack, 1, ['--config', file]);
+    const alice = await addUser(stack, 'alice');
+    const scrapeOk = async () =>
+      (
+        await topo.exec(topo.srv, ['curl', '-sf', '--max-time', '2', `http://${metrics}/metrics`], {
+          allowFail: true,
+        })
+      ).code === 0;
+    assert.equal(await scrapeOk(), false, 'metrics served before they were configured');
+
+    // 1. Debug logging and a metrics listener, live.
+    let mark = dp.output().length;
+    writeFileSync(file, `log_level = "debug"\nmetrics = "${metrics}"\n`);
+    dp.child.kill('SIGHUP');
+    await waitForAfter(dp, mark, /SIGHUP: configuration reloaded/);
+    assert.ok(await scrapeOk(), 'metrics not served after the reload');
+    assert.doesNotMatch(dp.output(), /"level":20/, 'debug lines before debug was asked for');
+    mark = dp.output().length;
+    await startClient(topo, topo.cli, alice.bundle);
+    // The shard's own debug line: the level reached the worker threads too.
+    await waitForAfter(dp, mark, /"level":20[^\n]*"shard":0[^\n]*QUIC connection accepted/);
+    assert.equal((await ping(topo, topo.cli, '10.77.0.1', 2)).received, 2);
+
+    // 2. An invalid file: refused with the key's name, nothing changes.
+    mark = dp.output().length;
+    writeFileSync(file, `log_level = "error"\nmetrics = "${metrics}"\nbogus = 1\n`);
+    dp.child.kill('SIGHUP');
+    const refused = await waitForAfter(dp, mark, /config file refused/);
+    assert.match(refused, /unknown key 'bogus'/);
+    assert.doesNotMatch(refused, /configuration reloaded/);
+    assert.equal(dp.child.exitCode, null, 'the data plane must survive a bad file');
+    assert.ok(await scrapeOk(), 'metrics listener lost on a refused reload');
+    assert.equal((await ping(topo, topo.cli, '10.77.0.1', 2)).received, 2);
+
+    // 3. A restart-only key is named and kept; the reloadable ones still apply.
+    mark = dp.output().length;
+    // (workers would not do: the --workers flag the helper passes keeps winning over the file.)
+    writeFileSync(file, 'log_level = "warn"\nmtu = 1400\n');
+    dp.child.kill('SIGHUP');
+    const out = await waitForAfter(dp, mark, /SIGHUP: configuration reloaded/);
+    assert.match(out, /"keys":\["mtu"\][^\n]*need a restart/);
+    assert.equal(await scrapeOk(), false, 'metrics still served after they were removed');
+    // Warn level: a tunnel closing (an info line) is no longer logged, by any thread.
+    mark = dp.output().length;
+    await vpnctl(stack, ['device', 'revoke', 'alice', 'default']);
+    const cut = await eventually(
+      async () => (await ping(topo, topo.cli, '10.77.0.1', 1)).received === 0,
+      5_000,
+    );
+    assert.ok(cut, 'the revoked tunnel was not closed');
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.doesNotMatch(dp.output().slice(mark), /"level":(20|30)/);
+  } finally {
+    await topo.destroy();
+  }
+});
