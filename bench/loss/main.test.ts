@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseLossArgs, PROFILES, runLoss, type LossOptions } from './main.js';
 
 const opts = (over: Partial<LossOptions> = {}): LossOptions => {
-  const o = parseLossArgs(['--seconds', '2', '--seed', '3']);
+  const o = parseLossArgs(['--simulated', '--seconds', '2', '--seed', '3']);
   assert.notEqual(o, 'help');
   return { ...(o as LossOptions), ...over };
 };

@@ -1,80 +1,54 @@
-// `masque-bench loss`: what FEC buys under loss. A constant-rate UDP-like flow goes from a client
-// CONNECT-IP tunnel to a proxy tunnel (the real dataplane/masque sessions with the real FecSession
-// attached, negotiated through the real request/response fields) over a simulated one-way link:
-// the impairment proxy's own model (bench/impair/model.ts) decides loss and delay for each
-// datagram. Time is simulated, so runs are exact and repeatable for a seed and take well under a
-// second each; QUIC itself is not in the loop (its loss counters are stood in for by the link's,
-// fed to the adaptive controller every 200 ms as the shard and client do).
+// `masque-bench loss`: what FEC buys under loss. For random loss of 0, 1, 5 and 10% and a bursty
+// Gilbert–Elliott profile, with FEC off, XOR and Reed–Solomon: delivered loss, goodput, added
+// latency p50/p99 and overhead.
 //
-// For each loss profile × FEC mode: delivered loss, goodput, added latency (delivery time minus the
-// link's own delay: the wait for repair) p50/p99, and overhead (FEC bytes over data bytes).
-import { parseFecConfig, type FecConfig } from '../../dataplane/fec/config.js';
+// By default over the real stack (network.ts: namespaces, control plane, data plane, masque-client,
+// the impairment proxy, a sequenced UDP echo through the tunnel; needs root) and writes a chart of
+// delivered vs link loss. `--simulated` runs the sessions and FEC engines over a modelled link in
+// simulated time instead (simulated.ts: exact, seconds, no root, no QUIC).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { ROOT } from '../../test/e2e/netns.js';
+import { runNetworkMatrix, type NetworkCell } from './network.js';
 import {
-  clientFecAgreement,
-  clientFecOffer,
-  FecSession,
-  proxyFecChoice,
-} from '../../dataplane/fec/session.js';
-import { parsePrefix, type IpPrefix } from '../../dataplane/masque/address.js';
-import { ClientSession } from '../../dataplane/masque/client-session.js';
-import type { HeaderList } from '../../dataplane/masque/request.js';
-import { fullRange } from '../../dataplane/masque/route.js';
-import { ServerSession } from '../../dataplane/masque/server-session.js';
-import { parseTemplate } from '../../dataplane/masque/template.js';
-import { ImpairmentModel, LOST, type ImpairmentConfig } from '../impair/model.js';
+  FEC_MODES,
+  PROFILES,
+  selectModes,
+  selectProfiles,
+  type FecMode,
+  type LossProfile,
+} from './profiles.js';
+import { lossChart, networkTable, simulatedTable } from './report.js';
+import { runLoss, type LossResult, type SimulatedOptions } from './simulated.js';
 
-export interface LossProfile {
-  name: string;
-  link: ImpairmentConfig;
-}
+export { PROFILES, runLoss };
+export type { LossResult };
 
-export type FecMode = 'off' | 'xor' | 'rs';
-
-export interface LossOptions {
-  /** Packets per second of the flow. */
-  rate: number;
-  /** IP packet size in bytes. */
-  size: number;
-  /** Simulated seconds per run. */
-  seconds: number;
-  delayMs: number;
-  /** Data packets per block and the most repair, in % of the block, the client allows. */
-  blockSize: number;
-  redundancyPercent: number;
-  /** Fixed redundancy instead of following the observed loss. */
-  fixed: boolean;
-  flushMs: number;
-  seed: number;
+export interface LossOptions extends SimulatedOptions {
+  simulated: boolean;
+  quick: boolean;
+  /** Real network only: seconds of traffic before the measured window, per cell. */
+  warmupSeconds: number;
+  profiles: LossProfile[];
+  modes: FecMode[];
+  /** Real network only: where the SVG goes; undefined = none. */
+  chartPath: string | undefined;
   json: boolean;
 }
 
-export interface LossResult {
-  profile: string;
-  fec: FecMode;
-  sent: number;
-  delivered: number;
-  deliveredLossPercent: number;
-  linkLossPercent: number;
-  goodputMbps: number;
-  addedLatencyP50Ms: number;
-  addedLatencyP99Ms: number;
-  overheadPercent: number;
-  recovered: number;
-}
+const SIMULATED = { rate: 2000, seconds: 10 };
+// 15 cells of about (1 s warm-up + seconds + ~4 s of process start-up): under 5 minutes, and
+// under 2 with --quick. The rate is lower than the simulated one: every packet also crosses the
+// client's TUN and a user-space proxy on a shared machine.
+const NETWORK = { rate: 1000, seconds: 10, warmup: 1 };
+const QUICK = { seconds: 1.5, warmup: 0.5 };
+export const DEFAULT_CHART = join('docs', 'benchmarks', 'fec-loss.svg');
 
-export const PROFILES: readonly LossProfile[] = [
-  { name: 'random 0%', link: {} },
-  { name: 'random 1%', link: { loss: 0.01 } },
-  { name: 'random 5%', link: { loss: 0.05 } },
-  { name: 'random 10%', link: { loss: 0.1 } },
-  // Gilbert–Elliott: mean loss 0.01 / (0.01 + 0.25) ≈ 3.8%, in bursts of 4 packets on average.
-  { name: 'bursty 3.8%', link: { burst: { p: 0.01, r: 0.25 } } },
-];
-
-const DEFAULTS: LossOptions = {
-  rate: 2000,
+const DEFAULTS: Omit<LossOptions, 'rate' | 'seconds' | 'warmupSeconds' | 'chartPath'> = {
+  simulated: false,
+  quick: false,
   size: 1200,
-  seconds: 10,
   delayMs: 10,
   blockSize: 10,
   redundancyPercent: 25,
@@ -82,273 +56,62 @@ const DEFAULTS: LossOptions = {
   flushMs: 5,
   seed: 1,
   json: false,
+  profiles: [...PROFILES],
+  modes: [...FEC_MODES],
 };
 
-function fecConfig(mode: FecMode, o: LossOptions): FecConfig {
-  const k = o.blockSize;
-  return parseFecConfig({
-    enabled: mode !== 'off',
-    schemes: mode === 'xor' ? ['xor'] : ['rs'],
-    block_size: k,
-    max_repair: Math.max(1, Math.ceil((k * o.redundancyPercent) / 100)),
-    max_redundancy_percent: o.redundancyPercent,
-    min_redundancy_percent: Math.min(10, o.redundancyPercent),
-    adaptive: !o.fixed,
-    flush_ms: o.flushMs,
-  });
-}
-
-/** A binary min-heap of datagrams in flight, by arrival time then send order. */
-class Arrivals {
-  private readonly at: number[] = [];
-  private readonly seq: number[] = [];
-  private readonly data: Uint8Array[] = [];
-  private n = 0;
-
-  get size(): number {
-    return this.n;
-  }
-
-  peekAt(): number {
-    return this.n === 0 ? Infinity : this.at[0];
-  }
-
-  push(at: number, seq: number, data: Uint8Array): void {
-    let i = this.n++;
-    this.at[i] = at;
-    this.seq[i] = seq;
-    this.data[i] = data;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(i, p)) break;
-      this.swap(i, p);
-      i = p;
-    }
-  }
-
-  pop(): Uint8Array {
-    const top = this.data[0];
-    this.n--;
-    if (this.n > 0) {
-      this.swap(0, this.n);
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < this.n && this.less(l, m)) m = l;
-        if (r < this.n && this.less(r, m)) m = r;
-        if (m === i) break;
-        this.swap(i, m);
-        i = m;
-      }
-    }
-    this.data.length = this.n;
-    this.at.length = this.n;
-    this.seq.length = this.n;
-    return top;
-  }
-
-  private less(a: number, b: number): boolean {
-    return this.at[a] < this.at[b] || (this.at[a] === this.at[b] && this.seq[a] < this.seq[b]);
-  }
-
-  private swap(a: number, b: number): void {
-    [this.at[a], this.at[b]] = [this.at[b], this.at[a]];
-    [this.seq[a], this.seq[b]] = [this.seq[b], this.seq[a]];
-    [this.data[a], this.data[b]] = [this.data[b], this.data[a]];
-  }
-}
-
-function ipv4(size: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x45;
-  p[2] = size >> 8;
-  p[3] = size & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set([10, 1, 1, 2], 12);
-  p.set([192, 0, 2, 1], 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += (p[i] << 8) | p[i + 1];
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
-  const c = ~sum & 0xffff;
-  p[10] = c >> 8;
-  p[11] = c & 0xff;
-  return p;
-}
-
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-/** One run: a flow of `rate` packets/s for `seconds` over the profile's link. */
-export async function runLoss(
-  profile: LossProfile,
-  mode: FecMode,
-  o: LossOptions,
-): Promise<LossResult> {
-  const clock = { now: 0 };
-  const now = (): number => clock.now;
-  const link = new ImpairmentModel({ ...profile.link, delayMs: o.delayMs }, o.seed);
-  const arrivals = new Arrivals();
-  const total = Math.round(o.rate * o.seconds);
-  const sentAt = new Float64Array(total);
-  const seen = new Uint8Array(total);
-  const latency: number[] = [];
-  let wireBytes = 0;
-  let datagrams = 0;
-  let requestHeaders: HeaderList = [];
-  let responseHeaders: HeaderList = [];
-  let answer: HeaderList = [];
-  const peer: { client?: ClientSession } = {};
-  const noop = (): void => {};
-  const server = new ServerSession({
-    output: {
-      sendHeaders: (h) => (responseHeaders = h),
-      sendData: (b) => peer.client?.onData(b),
-      resetStream: noop,
-      // The reverse direction carries no flow here; its repair would only be FEC on nothing.
-      sendDatagram: noop,
-      deliverPacket: (b, off) => {
-        const seq = new DataView(b.buffer, b.byteOffset + off + 20, 4).getUint32(0);
-        if (seq >= total || seen[seq] !== 0) return;
-        seen[seq] = 1;
-        latency.push(clock.now - sentAt[seq] - o.delayMs);
-      },
-    },
-    request: { extendedConnectEnabled: true, templates: [parseTemplate('/vpn')] },
-    authorize: () =>
-      Promise.resolve({
-        ok: true as const,
-        addresses: [parsePrefix('10.1.1.2/32') as IpPrefix],
-        routes: [fullRange(4)],
-        responseHeaders: answer,
-      }),
-  });
-  const client = new ClientSession({
-    template: parseTemplate('https://bench.example/vpn'),
-    mtu: Math.max(1280, o.size),
-    output: {
-      sendHeaders: (h) => (requestHeaders = h),
-      sendData: noop,
-      resetStream: noop,
-      sendDatagram: (b, off, len) => {
-        wireBytes += len;
-        const leave = link.admit(len, clock.now);
-        if (leave !== LOST) arrivals.push(leave, datagrams, b.slice(off, off + len));
-        datagrams++;
-      },
-      deliverPacket: noop,
-    },
-  });
-  peer.client = client;
-
-  const cfg = fecConfig(mode, o);
-  // The proxy as the data plane runs it by default: it accepts what the client offers.
-  const serverCfg = parseFecConfig({ enabled: true });
-  const offer = clientFecOffer(cfg, client);
-  client.start(offer === undefined ? [] : [offer.field]);
-  const choice = proxyFecChoice(requestHeaders, serverCfg, { maxK: 255, maxM: 255 });
-  answer = choice === undefined ? [] : [choice.field];
-  await server.onRequestHeaders(requestHeaders);
-  client.onResponseHeaders(responseHeaders, 0);
-  let cf: FecSession | undefined;
-  let sf: FecSession | undefined;
-  const agreement = offer && clientFecAgreement(responseHeaders, offer.offer);
-  if (agreement !== undefined && choice !== undefined) {
-    const mtu = Math.max(1280, o.size);
-    cf = new FecSession({ port: client, agreement, config: cfg, maxPacketSize: mtu, now });
-    sf = new FecSession({
-      port: server,
-      agreement: choice.agreement,
-      config: serverCfg,
-      maxPacketSize: mtu,
-      now,
-    });
-    sf.attach();
-    cf.attach();
-  }
-
-  const pkt = ipv4(o.size);
-  const view = new DataView(pkt.buffer);
-  const interval = 1000 / o.rate;
-  let next = 0;
-  let nextObserve = 200;
-  const endAt = o.seconds * 1000;
-  for (;;) {
-    const send = next < total ? next * interval : Infinity;
-    const arrive = arrivals.peekAt();
-    const ct = cf?.nextDeadline() ?? Infinity;
-    const st = sf?.nextDeadline() ?? Infinity;
-    const obs = cf !== undefined && nextObserve <= endAt ? nextObserve : Infinity;
-    const t = Math.min(send, arrive, ct, st, obs);
-    if (t === Infinity) break;
-    clock.now = t;
-    if (arrive === t) {
-      const d = arrivals.pop();
-      server.receiveDatagram(d, 0, d.length);
-    } else if (ct === t) {
-      cf?.onTimer(t);
-    } else if (st === t) {
-      sf?.onTimer(t);
-    } else if (obs === t) {
-      nextObserve += 200;
-      // What QUIC would report: datagrams sent and declared lost on this path.
-      cf?.observe({ datagramsSent: link.stats.packets, datagramsLost: link.stats.lost });
-    } else {
-      view.setUint32(20, next);
-      pkt[8] = 64;
-      sentAt[next] = t;
-      client.sendPacket(pkt, 0, pkt.length);
-      next++;
-    }
-  }
-  const delivered = latency.length;
-  const lat = Float64Array.from(latency).sort();
-  const dataBytes = total * (o.size + 1);
-  return {
-    profile: profile.name,
-    fec: mode,
-    sent: total,
-    delivered,
-    deliveredLossPercent: (100 * (total - delivered)) / total,
-    linkLossPercent: (100 * link.stats.lost) / Math.max(1, link.stats.packets),
-    goodputMbps: (delivered * o.size * 8) / (o.seconds * 1e6),
-    addedLatencyP50Ms: percentile(lat, 0.5),
-    addedLatencyP99Ms: percentile(lat, 0.99),
-    overheadPercent: (100 * (wireBytes - dataBytes)) / dataBytes,
-    recovered: sf?.metrics.packetsRecovered ?? 0,
-  };
-}
-
 const USAGE = `usage: masque-bench loss [options]
-  FEC off / XOR / Reed–Solomon over random 0, 1, 5, 10% and bursty loss on a simulated link
-  (real tunnels and FEC engines, simulated time; see bench/loss/README.md).
-  --rate N          packets per second (default ${DEFAULTS.rate})
+  FEC off / XOR / Reed–Solomon under random 0, 1, 5, 10% and bursty loss: delivered loss,
+  goodput, added latency, overhead (bench/loss/README.md).
+
+  By default over the real stack in network namespaces (needs root): control plane, data plane
+  and masque-client through their CLIs, the impairment proxy in front of the data plane, a
+  sequenced UDP echo through the tunnel. About 4 minutes; --quick about 1.5.
+  --simulated       a modelled link in simulated time instead (no root, no QUIC, seconds)
+
+  --seconds N       measured seconds per cell (network ${NETWORK.seconds}, quick ${QUICK.seconds}, simulated ${SIMULATED.seconds})
+  --warmup N        network: seconds before the measured window (default ${NETWORK.warmup}, quick ${QUICK.warmup})
+  --quick           network: short cells
+  --rate N          packets per second (network ${NETWORK.rate}, simulated ${SIMULATED.rate})
   --size N          IP packet bytes (default ${DEFAULTS.size})
-  --seconds N       simulated seconds per run (default ${DEFAULTS.seconds})
   --delay MS        one-way link delay (default ${DEFAULTS.delayMs})
   --block N         data packets per block (default ${DEFAULTS.blockSize})
   --redundancy P    most repair in % of a block (default ${DEFAULTS.redundancyPercent})
-  --flush MS        flush timer (default ${DEFAULTS.flushMs})
-  --fixed           always the full redundancy instead of adaptive
-  --seed N          link decisions (default ${DEFAULTS.seed})
+  --profiles LIST   e.g. 0,1,5,10,bursty (default all)
+  --modes LIST      e.g. off,xor,rs (default all)
+  --seed N          loss decisions (default ${DEFAULTS.seed})
+  --chart PATH      network: SVG of delivered vs link loss (default ${DEFAULT_CHART}; "none" for none)
   --json            one JSON document instead of the table
+  --flush MS        simulated: flush timer (default ${DEFAULTS.flushMs})
+  --fixed           simulated: always the full redundancy instead of adaptive
 `;
 
 class UsageError extends Error {}
 
 export function parseLossArgs(argv: readonly string[]): LossOptions | 'help' {
-  const o: LossOptions = { ...DEFAULTS };
+  const o: Partial<LossOptions> & typeof DEFAULTS = {
+    ...DEFAULTS,
+    profiles: [...DEFAULTS.profiles],
+    modes: [...DEFAULTS.modes],
+  };
+  let chart: string | undefined;
   const num = (flag: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < min || n > max) {
+    if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
       throw new UsageError(`${flag} needs a number in ${min}..${max}`);
     }
     return n;
   };
+  const list = <T>(flag: string, v: string | undefined, pick: (s: string) => T): T => {
+    if (v === undefined) throw new UsageError(`${flag} needs a value`);
+    try {
+      return pick(v);
+    } catch (err) {
+      throw new UsageError(`${flag}: ${(err as Error).message}`);
+    }
+  };
+  const networkOnly = new Set<string>();
+  const simulatedOnly = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
@@ -358,17 +121,29 @@ export function parseLossArgs(argv: readonly string[]): LossOptions | 'help' {
       case '--json':
         o.json = true;
         break;
+      case '--simulated':
+        o.simulated = true;
+        break;
+      case '--quick':
+        o.quick = true;
+        networkOnly.add(a);
+        break;
       case '--fixed':
         o.fixed = true;
+        simulatedOnly.add(a);
         break;
       case '--rate':
         o.rate = num(a, argv[++i], 1, 1e6);
         break;
       case '--size':
-        o.size = Math.round(num(a, argv[++i], 28, 1400));
+        o.size = Math.round(num(a, argv[++i], 52, 1400));
         break;
       case '--seconds':
         o.seconds = num(a, argv[++i], 0.1, 3600);
+        break;
+      case '--warmup':
+        o.warmupSeconds = num(a, argv[++i], 0, 60);
+        networkOnly.add(a);
         break;
       case '--delay':
         o.delayMs = num(a, argv[++i], 0, 10_000);
@@ -381,44 +156,108 @@ export function parseLossArgs(argv: readonly string[]): LossOptions | 'help' {
         break;
       case '--flush':
         o.flushMs = num(a, argv[++i], 0, 1000);
+        simulatedOnly.add(a);
         break;
       case '--seed':
         o.seed = Math.round(num(a, argv[++i], 0, 2 ** 32 - 1));
+        break;
+      case '--profiles':
+        o.profiles = list(a, argv[++i], selectProfiles);
+        break;
+      case '--modes':
+        o.modes = list(a, argv[++i], selectModes);
+        break;
+      case '--chart':
+        chart = argv[++i];
+        if (chart === undefined) throw new UsageError('--chart needs a path (or none)');
+        networkOnly.add(a);
         break;
       default:
         throw new UsageError(`unknown option ${a}`);
     }
   }
-  return o;
+  // The client's bundle has no keys for these, so on the real stack they would only reach one
+  // side of the tunnel; refuse rather than measure something half-configured.
+  const wrong = o.simulated ? networkOnly : simulatedOnly;
+  if (wrong.size > 0) {
+    throw new UsageError(
+      `${[...wrong].join(', ')} only ${o.simulated ? 'without' : 'with'} --simulated`,
+    );
+  }
+  if (o.simulated) {
+    o.rate ??= SIMULATED.rate;
+    o.seconds ??= SIMULATED.seconds;
+    o.warmupSeconds = 0;
+    o.chartPath = undefined;
+  } else {
+    o.rate ??= NETWORK.rate;
+    o.seconds ??= o.quick ? QUICK.seconds : NETWORK.seconds;
+    o.warmupSeconds ??= o.quick ? QUICK.warmup : NETWORK.warmup;
+    o.chartPath =
+      chart === 'none'
+        ? undefined
+        : chart === undefined
+          ? join(ROOT, DEFAULT_CHART)
+          : resolve(chart);
+  }
+  return o as LossOptions;
 }
 
-function table(rows: readonly LossResult[]): string {
-  const head = [
-    'profile',
-    'fec',
-    'link loss',
-    'delivered loss',
-    'goodput',
-    'added p50',
-    'added p99',
-    'overhead',
-    'recovered',
-  ];
-  const body = rows.map((r) => [
-    r.profile,
-    r.fec,
-    `${r.linkLossPercent.toFixed(2)}%`,
-    `${r.deliveredLossPercent.toFixed(3)}%`,
-    `${r.goodputMbps.toFixed(2)} Mbit/s`,
-    `${r.addedLatencyP50Ms.toFixed(2)} ms`,
-    `${r.addedLatencyP99Ms.toFixed(2)} ms`,
-    `${r.overheadPercent.toFixed(1)}%`,
-    String(r.recovered),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(head), ...body.map(line)].join('\n') + '\n';
+async function simulated(o: LossOptions): Promise<number> {
+  const results: LossResult[] = [];
+  for (const profile of o.profiles) {
+    for (const mode of o.modes) results.push(await runLoss(profile, mode, o));
+  }
+  if (o.json) {
+    const { profiles: _p, ...options } = o;
+    process.stdout.write(
+      `${JSON.stringify({ link: 'simulated', options, profiles: o.profiles, results }, null, 2)}\n`,
+    );
+  } else {
+    process.stdout.write(
+      `flow ${o.rate} packets/s of ${o.size} B for ${o.seconds} s (simulated), one-way delay ` +
+        `${o.delayMs} ms, block ${o.blockSize}, up to ${o.redundancyPercent}% repair, ` +
+        `${o.fixed ? 'fixed' : 'adaptive'}, flush ${o.flushMs} ms\n\n${simulatedTable(results)}`,
+    );
+  }
+  return 0;
+}
+
+async function network(o: LossOptions): Promise<number> {
+  const loadBefore = loadavg();
+  const started = Date.now();
+  const cells: NetworkCell[] = await runNetworkMatrix({
+    ...o,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  const elapsedSeconds = (Date.now() - started) / 1000;
+  const loadAfter = loadavg();
+  if (o.chartPath !== undefined) {
+    mkdirSync(dirname(o.chartPath), { recursive: true });
+    writeFileSync(o.chartPath, lossChart(cells));
+  }
+  if (o.json) {
+    const { profiles: _p, ...options } = o;
+    const doc = {
+      link: 'network',
+      options,
+      profiles: o.profiles,
+      machine: { loadavgBefore: loadBefore, loadavgAfter: loadAfter, elapsedSeconds },
+      cells,
+    };
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  } else {
+    process.stdout.write(
+      `flow ${o.rate} packets/s of ${o.size} B each way (UDP echo through the tunnel), ` +
+        `${o.warmupSeconds} s warm-up + ${o.seconds} s per cell, one-way link delay ${o.delayMs} ms, ` +
+        `block ${o.blockSize}, up to ${o.redundancyPercent}% repair, adaptive; ` +
+        `load ${loadBefore.map((l) => l.toFixed(2)).join(' ')} → ` +
+        `${loadAfter.map((l) => l.toFixed(2)).join(' ')}, ${elapsedSeconds.toFixed(0)} s\n\n` +
+        networkTable(cells) +
+        (o.chartPath !== undefined ? `\nchart: ${o.chartPath}\n` : ''),
+    );
+  }
+  return 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -434,18 +273,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const results: LossResult[] = [];
-  for (const profile of PROFILES) {
-    for (const mode of ['off', 'xor', 'rs'] as const) results.push(await runLoss(profile, mode, o));
+  if (o.simulated) return simulated(o);
+  try {
+    return await network(o);
+  } catch (err) {
+    process.stderr.write(`masque-bench loss: ${(err as Error).message}\n`);
+    return 1;
   }
-  if (o.json) {
-    process.stdout.write(`${JSON.stringify({ options: o, results }, null, 2)}\n`);
-  } else {
-    process.stdout.write(
-      `flow ${o.rate} packets/s of ${o.size} B for ${o.seconds} s (simulated), one-way delay ` +
-        `${o.delayMs} ms, block ${o.blockSize}, up to ${o.redundancyPercent}% repair, ` +
-        `${o.fixed ? 'fixed' : 'adaptive'}, flush ${o.flushMs} ms\n\n${table(results)}`,
-    );
-  }
-  return 0;
 }
