@@ -13,6 +13,8 @@ export interface ProcStat {
   ppid: number;
   /** utime + stime, in clock ticks. */
   ticks: number;
+  /** cutime + cstime: what its children that it has waited for used. */
+  childTicks: number;
 }
 
 /** Parses one /proc/PID/stat line. The command name may hold spaces and ')' — split at the last ')'. */
@@ -31,14 +33,25 @@ export function parseProcStat(line: string): ProcStat {
   const ppid = Number(f[1]);
   const utime = Number(f[11]);
   const stime = Number(f[12]);
-  if (![pid, ppid, utime, stime].every(Number.isInteger)) {
+  // cutime(16) cstime(17); absent in a truncated line, which then only lacks the children.
+  const cutime = Number(f[13] ?? 0);
+  const cstime = Number(f[14] ?? 0);
+  if (![pid, ppid, utime, stime, cutime, cstime].every(Number.isInteger)) {
     throw new ProcStatError(`malformed /proc stat line: ${line.slice(0, 80)}`);
   }
-  return { pid, ppid, ticks: utime + stime };
+  return { pid, ppid, ticks: utime + stime, childTicks: cutime + cstime };
 }
 
-/** Sum of ticks over `roots` and all their descendants in `table`. */
-export function treeTicks(roots: readonly number[], table: readonly ProcStat[]): number {
+/**
+ * Sum of ticks over `roots` and all their descendants in `table`; with `reaped`, also the time of
+ * descendants that already exited (each was waited for by a parent in the tree, which holds its
+ * time in cutime/cstime; a process's time is in exactly one place, so nothing counts twice).
+ */
+export function treeTicks(
+  roots: readonly number[],
+  table: readonly ProcStat[],
+  reaped = false,
+): number {
   const children = new Map<number, ProcStat[]>();
   const byPid = new Map<number, ProcStat>();
   for (const p of table) {
@@ -55,7 +68,7 @@ export function treeTicks(roots: readonly number[], table: readonly ProcStat[]):
     if (seen.has(pid)) continue;
     seen.add(pid);
     const p = byPid.get(pid);
-    if (p !== undefined) sum += p.ticks;
+    if (p !== undefined) sum += p.ticks + (reaped ? p.childTicks : 0);
     for (const c of children.get(pid) ?? []) stack.push(c.pid);
   }
   return sum;

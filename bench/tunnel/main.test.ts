@@ -10,6 +10,8 @@ test('defaults', () => {
     peers: ['wg', 'ovpn'],
     pings: 50,
     json: false,
+    gatePercent: 10,
+    gateWaitSeconds: 60,
   });
 });
 
@@ -20,6 +22,8 @@ test('flags', () => {
     peers: ['ovpn'],
     pings: 50,
     json: true,
+    gatePercent: 10,
+    gateWaitSeconds: 60,
   });
   assert.deepEqual(parseArgs(['--quick']), {
     seconds: 2,
@@ -27,7 +31,15 @@ test('flags', () => {
     peers: ['wg', 'ovpn'],
     pings: 20,
     json: false,
+    gatePercent: 10,
+    gateWaitSeconds: 10,
   });
+  const gated = parseArgs(['--gate', '0', '--gate-wait', '30', '--quick']) as {
+    gatePercent: number;
+    gateWaitSeconds: number;
+  };
+  assert.equal(gated.gatePercent, 0);
+  assert.equal(gated.gateWaitSeconds, 30);
   assert.equal((parseArgs(['--quick', '--seconds', '3']) as { seconds: number }).seconds, 3);
   assert.deepEqual((parseArgs(['--peers', '']) as { peers: string[] }).peers, []);
 });
@@ -38,5 +50,7 @@ test('bad flags are messages, --help is empty', () => {
   assert.match(parseArgs(['--peers', 'wg,ipsec']) as string, /unknown peer 'ipsec'/);
   assert.match(parseArgs(['--workers', '0']) as string, /workers/);
   assert.match(parseArgs(['--fast']) as string, /unknown option/);
+  assert.match(parseArgs(['--gate', '-1']) as string, /--gate must be/);
+  assert.match(parseArgs(['--gate-wait', '0']) as string, /--gate-wait must be/);
   assert.equal(parseArgs(['--help']), '');
 });

@@ -7,6 +7,7 @@ import { loadavg, cpus } from 'node:os';
 
 import { isRoot, Topology } from '../../test/e2e/netns.js';
 import { cpuPerGbit, cpuSeconds } from './cpu.js';
+import { ForeignCpu, waitForQuiet } from './quiet.js';
 import { IperfResultError, parseIperf3 } from './iperf.js';
 import { installPeerPackages } from './packages.js';
 import { parsePing } from './ping.js';
@@ -21,6 +22,10 @@ export interface TunnelBenchOptions {
   peers: Peer[];
   pings: number;
   json: boolean;
+  /** Wait for others' CPU below this (% of one core) before each measurement; 0: do not wait. */
+  gatePercent: number;
+  /** Longest wait for a quiet machine before a measurement runs anyway. */
+  gateWaitSeconds: number;
 }
 
 const IPERF_PORT = 5301;
@@ -33,6 +38,9 @@ function usage(): string {
     '  --workers N   data plane workers (default 2)',
     '  --peers LIST  peers to compare against, subset of wg,ovpn (default both; "" for none)',
     '  --quick       short flows and 20 pings, for a smoke run',
+    "  --gate PCT    before each measurement wait until others' CPU is below PCT% of a core",
+    '                for a whole second (default 10; 0: never wait)',
+    '  --gate-wait S ...but at most S seconds, then measure anyway (default 60; --quick: 10)',
     '  --json        print the results as JSON instead of tables',
     'Needs root; installs wireguard-go, wireguard-tools and openvpn with apt-get when missing.',
     '',
@@ -46,9 +54,12 @@ export function parseArgs(argv: readonly string[]): TunnelBenchOptions | string 
     peers: ['wg', 'ovpn'],
     pings: 50,
     json: false,
+    gatePercent: 10,
+    gateWaitSeconds: 60,
   };
   let quick = false;
   let secondsGiven = false;
+  let gateWaitGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -76,6 +87,19 @@ export function parseArgs(argv: readonly string[]): TunnelBenchOptions | string 
         for (const p of list)
           if (p !== 'wg' && p !== 'ovpn') return `unknown peer '${p}' (wg, ovpn)`;
         o.peers = [...new Set(list as Peer[])];
+      } else if (a === '--gate') {
+        o.gatePercent = Number(value());
+        if (!Number.isFinite(o.gatePercent) || o.gatePercent < 0 || o.gatePercent > 200)
+          return '--gate must be a number 0..200 (% of one core)';
+      } else if (a === '--gate-wait') {
+        o.gateWaitSeconds = Number(value());
+        gateWaitGiven = true;
+        if (
+          !Number.isInteger(o.gateWaitSeconds) ||
+          o.gateWaitSeconds < 1 ||
+          o.gateWaitSeconds > 600
+        )
+          return '--gate-wait must be an integer 1..600';
       } else if (a === '--quick') quick = true;
       else if (a === '--json') o.json = true;
       else if (a === '--help' || a === '-h') return '';
@@ -86,6 +110,7 @@ export function parseArgs(argv: readonly string[]): TunnelBenchOptions | string 
   }
   if (quick) {
     if (!secondsGiven) o.seconds = 2;
+    if (!gateWaitGiven) o.gateWaitSeconds = 10;
     o.pings = 20;
   }
   return o;
@@ -95,12 +120,25 @@ function log(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
+/** Waits for a quiet machine (bounded), logs when it had to give up. */
+async function gate(o: TunnelBenchOptions, what: string): Promise<void> {
+  if (o.gatePercent <= 0) return;
+  const g = await waitForQuiet(o.gatePercent, o.gateWaitSeconds);
+  if (!g.quiet)
+    log(
+      `  ${what}: machine still busy after ${g.waitedSeconds.toFixed(0)} s ` +
+        `(others ${g.foreignPercent.toFixed(0)}% of a core); measuring anyway`,
+    );
+}
+
 async function iperf(
   topo: Topology,
   tunnel: TunnelPath,
-  seconds: number,
+  o: TunnelBenchOptions,
+  name: string,
   extra: string[],
 ): Promise<FlowResult> {
+  const seconds = o.seconds;
   const server = topo.startCmd(topo.srv, [
     'iperf3',
     '-s',
@@ -111,6 +149,8 @@ async function iperf(
   ]);
   try {
     await server.waitFor(/Server listening/, 10_000);
+    await gate(o, `${tunnel.path} ${name}`);
+    const others = new ForeignCpu();
     const cpu0 = cpuSeconds(tunnel.daemons);
     const t0 = performance.now();
     const r = await topo.exec(
@@ -130,8 +170,9 @@ async function iperf(
     );
     const wall = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(tunnel.daemons) - cpu0;
+    const foreignPercent = others.read();
     const s = parseIperf3(r.stdout || r.stderr);
-    const out: FlowResult = { mbps: s.bitsPerSecond / 1e6, bytes: s.bytes };
+    const out: FlowResult = { mbps: s.bitsPerSecond / 1e6, bytes: s.bytes, foreignPercent };
     if (tunnel.daemons.length > 0) {
       out.cpuSeconds = cpu;
       out.cpuPercent = (cpu / wall) * 100;
@@ -151,12 +192,15 @@ async function measure(
   o: TunnelBenchOptions,
   result: PathResult,
 ): Promise<void> {
+  await gate(o, `${tunnel.path} ping`);
+  const others = new ForeignCpu();
   const p = await topo.exec(
     topo.cli,
     ['ping', '-n', '-c', String(o.pings), '-i', '0.01', '-W', '1', tunnel.target],
     { allowFail: true, timeoutMs: 30_000 },
   );
   result.ping = parsePing(p.stdout);
+  result.pingForeignPercent = others.read();
   log(
     `  ${tunnel.path} ping: avg ${result.ping.avgMs.toFixed(3)} ms, p99 ${result.ping.p99Ms.toFixed(3)} ms`,
   );
@@ -167,12 +211,13 @@ async function measure(
   ];
   for (const [name, args] of flows) {
     try {
-      const f = await iperf(topo, tunnel, o.seconds, args);
+      const f = await iperf(topo, tunnel, o, name, args);
       result[name] = f;
       log(
         `  ${tunnel.path} ${name}: ${f.mbps.toFixed(0)} Mbit/s` +
           (f.cpuPercent !== undefined ? `, daemons ${f.cpuPercent.toFixed(0)}% of a core` : '') +
-          (f.lostPercent !== undefined ? `, loss ${f.lostPercent.toFixed(1)}%` : ''),
+          (f.lostPercent !== undefined ? `, loss ${f.lostPercent.toFixed(1)}%` : '') +
+          `, others ${(f.foreignPercent ?? 0).toFixed(0)}% of a core`,
       );
     } catch (e) {
       if (!(e instanceof IperfResultError)) throw e;

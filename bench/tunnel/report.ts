@@ -14,6 +14,8 @@ export interface FlowResult {
   cpuPerGbit?: number;
   retransmits?: number;
   lostPercent?: number;
+  /** Others' CPU during the flow, % of one core (bench/tunnel/quiet.ts). */
+  foreignPercent?: number;
 }
 
 export interface PathResult {
@@ -25,6 +27,8 @@ export interface PathResult {
   ping?: PingSummary;
   /** 1-minute load average when the path's measurements started (the machine is shared). */
   load1?: number;
+  /** Others' CPU during the ping, % of one core. */
+  pingForeignPercent?: number;
   /** Set when the path could not be brought up or measured; figures present are still valid. */
   error?: string;
 }
@@ -83,11 +87,22 @@ function flow(x: FlowResult | undefined, withLoss = false): string {
     : f(x.mbps);
 }
 
+/** The most CPU others used during any of a path's measurements, % of one core. */
+export function othersMax(r: PathResult): number | undefined {
+  const v = [
+    r.pingForeignPercent,
+    r.tcp1?.foreignPercent,
+    r.tcp4?.foreignPercent,
+    r.udp?.foreignPercent,
+  ].filter((x): x is number => x !== undefined);
+  return v.length === 0 ? undefined : Math.max(...v);
+}
+
 /** A markdown table: one row per path, then the ratios. */
 export function formatTable(results: readonly PathResult[], ratios: Ratios): string {
   const lines = [
-    '| path | TCP 1 Mbit/s | TCP 4 Mbit/s | UDP Mbit/s | RTT avg / p50 / p99 ms | CPU % of a core (TCP 1 / TCP 4) | CPU s per Gbit (TCP 1 / TCP 4 / UDP) | load |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    "| path | TCP 1 Mbit/s | TCP 4 Mbit/s | UDP Mbit/s | RTT avg / p50 / p99 ms | CPU % of a core (TCP 1 / TCP 4) | CPU s per Gbit (TCP 1 / TCP 4 / UDP) | load | others' CPU % (max) |",
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of results) {
     const p = r.ping;
@@ -99,7 +114,7 @@ export function formatTable(results: readonly PathResult[], ratios: Ratios): str
         : `${f(r.tcp1?.cpuPerGbit, 2)} / ${f(r.tcp4?.cpuPerGbit, 2)} / ${f(r.udp?.cpuPerGbit, 2)}`;
     const label = r.error ? `${r.label} (error: ${r.error.split('\n')[0].slice(0, 80)})` : r.label;
     lines.push(
-      `| ${label} | ${flow(r.tcp1)} | ${flow(r.tcp4)} | ${flow(r.udp, true)} | ${rtt} | ${cpu} | ${perGbit} | ${f(r.load1, 1)} |`,
+      `| ${label} | ${flow(r.tcp1)} | ${flow(r.tcp4)} | ${flow(r.udp, true)} | ${rtt} | ${cpu} | ${perGbit} | ${f(r.load1, 1)} | ${f(othersMax(r))} |`,
     );
   }
   const peers = (['wg', 'ovpn'] as const).filter((p) => `tcp1_ours_${p}` in ratios);
