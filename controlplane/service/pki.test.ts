@@ -48,3 +48,27 @@ test('verifyClient: a cached certificate is still refused outside its validity w
   );
   await store.close();
 });
+
+test("checkIssuedWindow: a recognized certificate is still refused outside its window or the CA's", async () => {
+  const store = new SqliteStore({ path: ':memory:' });
+  const { pki } = await Pki.open(store);
+  const leaf = await pki.issueClient('alice/default', '', 1);
+  const record = { ...leaf, subjectCn: 'alice/default' };
+  pki.checkIssuedWindow(record, new Date(leaf.notBefore + 1000));
+  const reason = (r: typeof record, at: number): string | undefined => {
+    try {
+      pki.checkIssuedWindow(r, new Date(at));
+      return undefined;
+    } catch (e) {
+      return e instanceof CertError ? e.reason : 'other';
+    }
+  };
+  assert.equal(reason(record, leaf.notAfter + 60_000), 'expired');
+  assert.equal(reason(record, leaf.notBefore - 60_000), 'not-yet-valid');
+  // A leaf that would outlive its CA is refused once the CA has expired.
+  const caEnd = pki.ca.certificate.notAfter.getTime();
+  const longLived = { ...record, notAfter: caEnd + 86_400_000 };
+  assert.equal(reason(longLived, caEnd - 1000), undefined);
+  assert.equal(reason(longLived, caEnd + 1000), 'expired');
+  await store.close();
+});

@@ -132,6 +132,39 @@ export class Pki {
     return info;
   }
 
+  /**
+   * Time checks for a certificate recognized as one this CA issued (its DER's SHA-256 equals the
+   * fingerprint the store recorded when we signed it): issuer, signature and purpose were fixed
+   * by us then and cannot differ, so only the validity windows of the leaf and of the CA are left
+   * to check. Throws CertError 'expired' or 'not-yet-valid', like verifyClient would.
+   */
+  checkIssuedWindow(
+    cert: { subjectCn: string; serial: string; notBefore: number; notAfter: number },
+    now = new Date(),
+  ): void {
+    const at = now.getTime();
+    const ca = this.ca.certificate;
+    const windows = [
+      { what: 'the CA certificate', from: ca.notBefore.getTime(), to: ca.notAfter.getTime() },
+      {
+        what: `certificate ${cert.serial} of ${cert.subjectCn}`,
+        from: cert.notBefore,
+        to: cert.notAfter,
+      },
+    ];
+    for (const w of windows) {
+      if (at < w.from) {
+        throw new CertError(
+          'not-yet-valid',
+          `${w.what} is not valid before ${new Date(w.from).toISOString()}`,
+        );
+      }
+      if (at > w.to) {
+        throw new CertError('expired', `${w.what} expired at ${new Date(w.to).toISOString()}`);
+      }
+    }
+  }
+
   async crl(entries: { serial: string; revokedAt: number }[]): Promise<string> {
     const crl = await createCrl(
       this.ca,

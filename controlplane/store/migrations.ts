@@ -111,4 +111,9 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX sessions_live ON sessions(device_id) WHERE ended_at IS NULL;
   `,
+  // 2: Authorize recognizes a certificate it issued by the SHA-256 of its DER (one index probe
+  // instead of a chain check in JavaScript per tunnel setup).
+  `
+  CREATE INDEX certificates_fingerprint ON certificates(fingerprint);
+  `,
 ];

@@ -196,6 +196,17 @@ test('certificates: replacing revokes the previous one of the device in one step
   await s.close();
 });
 
+test('certificates are found by the SHA-256 fingerprint of their DER', async () => {
+  const s = new SqliteStore({ path: ':memory:' });
+  const { user, device } = await s.createUser({ name: 'a', displayName: '', groups: [] }, 'd', 1);
+  await s.recordCertificate({ ...cert('0a', device.id, user.id), fingerprint: 'ab'.repeat(32) });
+  await s.recordCertificate({ ...cert('0b', null, null), fingerprint: 'cd'.repeat(32) });
+  assert.equal((await s.getCertificateByFingerprint('ab'.repeat(32)))?.serial, '0a');
+  assert.equal((await s.getCertificateByFingerprint('cd'.repeat(32)))?.serial, '0b');
+  assert.equal(await s.getCertificateByFingerprint('ef'.repeat(32)), undefined);
+  await s.close();
+});
+
 test('groups, members and rules; rulesForUser includes "*" rules', async () => {
   const s = new SqliteStore({ path: ':memory:' });
   const { user } = await s.createUser({ name: 'a', displayName: '', groups: [] }, 'd', 1);

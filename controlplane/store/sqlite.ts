@@ -336,6 +336,11 @@ export class SqliteStore implements Store {
     return row && toCert(row);
   }
 
+  async getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
+    const row = this.#stmt.certByFingerprint.get(fingerprint) as CertRow | undefined;
+    return row && toCert(row);
+  }
+
   async listCertificates(q: {
     userName?: string;
     kind?: CertificateKind;
@@ -809,6 +814,7 @@ function prepare(db: Db) {
       VALUES (@serial, @kind, @subject_cn, @user_id, @device_id, @not_before, @not_after,
         @fingerprint, @revoked_at, @revocation_reason)`),
     certBySerial: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
+    certByFingerprint: db.prepare('SELECT * FROM certificates WHERE fingerprint = ?'),
     listCerts: db.prepare(`
       SELECT c.* FROM certificates c LEFT JOIN users u ON u.id = c.user_id
       WHERE (@user IS NULL OR u.name = @user) AND (@kind IS NULL OR c.kind = @kind)

@@ -194,6 +194,8 @@ export interface Store {
     replaces?: { at: number; reason: string },
   ): Promise<string[]>;
   getCertificate(serial: string): Promise<CertificateRecord | undefined>;
+  /** The certificate whose DER has this SHA-256 (lower-case hex), if this store recorded it. */
+  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined>;
   listCertificates(query: {
     userName?: string;
     kind?: CertificateKind;
