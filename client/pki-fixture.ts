@@ -1,16 +1,10 @@
 // Test support: a throwaway CA and client certificates (good, expired, not yet valid, foreign)
 // and bundle text built from them. Not a test file itself; imported by the client's tests.
-// Made with the openssl CLI: `openssl ca` can back-date certificates, which expired and
-// not-yet-valid fixtures need, and the tests then do not share code with what they check.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Made with the openssl CLI through the QUIC tests' TestCa (dataplane/quic/testing/pki.ts), so
+// the tests share no code with what they check.
+import { OpensslDir, TestCa, type Identity } from '../dataplane/quic/testing/pki.js';
 
-export interface Issued {
-  readonly certPem: string;
-  readonly keyPem: string;
-}
+export type Issued = Readonly<Identity>;
 
 export interface Pki {
   readonly ca: Issued;
@@ -25,99 +19,26 @@ export interface Pki {
 
 const DAY = 86_400_000;
 
-function stamp(date: Date): string {
-  // openssl ca wants YYYYMMDDHHMMSSZ.
-  return date
-    .toISOString()
-    .replace(/[-:T]/g, '')
-    .replace(/\.\d{3}Z$/, 'Z');
-}
-
 export function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), 'mqc-pki-'));
-  const openssl = (...args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  };
-  const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
+  const dir = new OpensslDir();
   try {
-    const key = (name: string): void =>
-      openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', name);
-    const makeCa = (name: string, cn: string): void => {
-      key(`${name}.key`);
-      openssl(
-        'req',
-        '-x509',
-        '-new',
-        '-key',
-        `${name}.key`,
-        '-subj',
-        `/CN=${cn}`,
-        '-days',
-        '365',
-        '-addext',
-        'basicConstraints=critical,CA:TRUE',
-        '-out',
-        `${name}.pem`,
-      );
-      writeFileSync(
-        join(dir, `${name}.cnf`),
-        [
-          '[ca]',
-          `default_ca = ${name}`,
-          `[${name}]`,
-          `database = ${name}.index`,
-          'new_certs_dir = .',
-          `serial = ${name}.serial`,
-          'default_md = sha256',
-          'policy = any',
-          'unique_subject = no',
-          'email_in_dn = no',
-          '[any]',
-          'commonName = supplied',
-          '',
-        ].join('\n'),
-      );
-      writeFileSync(join(dir, `${name}.index`), '');
-      writeFileSync(join(dir, `${name}.serial`), '1000\n');
-    };
-    const issue = (ca: string, cn: string, from: Date, to: Date): Issued => {
-      key(`${cn}.key`);
-      openssl('req', '-new', '-key', `${cn}.key`, '-subj', `/CN=${cn}`, '-out', `${cn}.csr`);
-      openssl(
-        'ca',
-        '-batch',
-        '-notext',
-        '-config',
-        `${ca}.cnf`,
-        '-cert',
-        `${ca}.pem`,
-        '-keyfile',
-        `${ca}.key`,
-        '-in',
-        `${cn}.csr`,
-        '-out',
-        `${cn}.pem`,
-        '-startdate',
-        stamp(from),
-        '-enddate',
-        stamp(to),
-      );
-      return { certPem: read(`${cn}.pem`), keyPem: read(`${cn}.key`) };
-    };
     const now = Date.now();
-    makeCa('ca', 'masque test CA');
-    makeCa('other', 'someone else CA');
-    key('stray.key');
+    const ca = new TestCa(dir, 'ca', 'masque test CA');
+    const other = new TestCa(dir, 'other', 'someone else CA');
+    const window = (from: number, to: number) => ({
+      notBefore: new Date(now + from * DAY),
+      notAfter: new Date(now + to * DAY),
+    });
     return {
-      ca: { certPem: read('ca.pem'), keyPem: read('ca.key') },
-      client: issue('ca', 'alice', new Date(now - DAY), new Date(now + 30 * DAY)),
-      expired: issue('ca', 'old', new Date(now - 60 * DAY), new Date(now - 30 * DAY)),
-      notYetValid: issue('ca', 'future', new Date(now + 30 * DAY), new Date(now + 60 * DAY)),
-      foreign: issue('other', 'mallory', new Date(now - DAY), new Date(now + 30 * DAY)),
-      strayKeyPem: read('stray.key'),
+      ca: { certPem: ca.certPem, keyPem: ca.keyPem },
+      client: ca.issue('alice', window(-1, 30)),
+      expired: ca.issue('old', window(-60, -30)),
+      notYetValid: ca.issue('future', window(30, 60)),
+      foreign: other.issue('mallory', window(-1, 30)),
+      strayKeyPem: dir.key('stray.key'),
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    dir.dispose();
   }
 }
 
