@@ -30,6 +30,8 @@ export class DataplaneMetrics {
   readonly tunErrors: Counter;
   readonly tunPackets: Counter;
   readonly poolUsage: Gauge;
+  readonly serverCertNotAfter: Gauge;
+  readonly certRenewals: Counter;
   /** Last cumulative figures per session, to turn snapshots into counter increments. */
   private readonly last = new Map<string, SessionFigures>();
   private readonly liveByShard = new Map<number, Set<string>>();
@@ -172,6 +174,17 @@ export class DataplaneMetrics {
       name: 'masque_vpn_tun_packets_total',
       help: 'Packets read from / written to the TUN device',
       labelNames: ['op'],
+      registers,
+    });
+    this.serverCertNotAfter = new Gauge({
+      name: 'masque_vpn_server_cert_not_after_seconds',
+      help: 'Expiry (Unix time) of the server certificate new handshakes present',
+      registers,
+    });
+    this.certRenewals = new Counter({
+      name: 'masque_vpn_server_cert_renewals_total',
+      help: 'Server certificate renewals by result (applied, not_swappable, failed)',
+      labelNames: ['result'],
       registers,
     });
     this.poolUsage = new Gauge({

@@ -65,6 +65,8 @@ export type ToShard =
     }
   /** SIGHUP reloaded these; they apply to new tunnels (and, for the level, every log line). */
   | { type: 'settings'; logLevel: string; fec: FecConfig; paths: string[] }
+  /** A renewed server certificate for new handshakes; answered with a 'credentials' message. */
+  | { type: 'credentials'; id: number; certPem: string; keyPem: string; caPem: string }
   | { type: 'drain' }
   | { type: 'stop' };
 
@@ -72,4 +74,12 @@ export type FromShard =
   | { type: 'ready'; shard: number }
   | { type: 'authorize'; id: number; certDer: Uint8Array; remote: string }
   | ShardReport
+  | {
+      type: 'credentials';
+      id: number;
+      shard: number;
+      /** unsupported: the QUIC endpoint has no way to swap its certificate (see README). */
+      outcome: 'applied' | 'unsupported' | 'failed';
+      error?: string;
+    }
   | { type: 'stopped'; shard: number; sessions: number };

@@ -71,6 +71,11 @@ interface Tunnel {
   fec: FecSession | undefined;
 }
 
+/** What the shard needs of the QUIC endpoint to renew its certificate (not in quic/ yet). */
+interface CredentialSwap {
+  setCredentials(credentials: { certPem: string; keyPem: string; caPem: string }): void;
+}
+
 /** Until authorisation compiles the real policy, nothing passes. */
 const DENY_ALL: PacketPolicy = () => false;
 
@@ -530,6 +535,14 @@ class Shard {
         t.log.info({ routes: msg.routes }, 'policy updated');
         return;
       }
+      case 'credentials':
+        this.post({
+          type: 'credentials',
+          id: msg.id,
+          shard: this.init.shard,
+          ...this.swapCredentials(msg.certPem, msg.keyPem, msg.caPem),
+        });
+        return;
       case 'settings':
         this.applySettings(msg.logLevel, msg.fec, msg.paths);
         return;
@@ -546,6 +559,29 @@ class Shard {
         void this.stop();
         return;
     }
+  }
+
+  /**
+   * New handshakes present the renewed certificate; established connections keep the keys they
+   * negotiated (TLS 1.3 never re-authenticates), so no tunnel notices. Needs the endpoint's
+   * `setCredentials`, which the QUIC transport does not offer yet.
+   */
+  private swapCredentials(
+    certPem: string,
+    keyPem: string,
+    caPem: string,
+  ): { outcome: 'applied' | 'unsupported' | 'failed'; error?: string } {
+    const endpoint = this.endpoint as Endpoint & Partial<CredentialSwap>;
+    if (typeof endpoint.setCredentials !== 'function') return { outcome: 'unsupported' };
+    try {
+      endpoint.setCredentials({ certPem, keyPem, caPem });
+    } catch (err) {
+      return { outcome: 'failed', error: (err as Error).message };
+    }
+    this.init.certPem = certPem;
+    this.init.keyPem = keyPem;
+    this.init.caPem = caPem;
+    return { outcome: 'applied' };
   }
 
   /** Reloaded settings: the next request, FEC answer and log line use them. */

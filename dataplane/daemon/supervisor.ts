@@ -2,7 +2,9 @@
 // the TUN device and the rings, starts the TUN threads and the shard workers, answers the shards'
 // authorisation requests, relays control-plane events, aggregates metrics and shuts everything
 // down in order. It never touches a packet.
+import { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
@@ -26,6 +28,7 @@ import { applyNat, NatError, type AppliedNat } from './nat.js';
 import type { PolicyRuleInput } from './policy.js';
 import { createShardRings, inboundRingsOf } from './rings.js';
 import { planReload } from './reload.js';
+import { CertificateRenewal } from './renewal.js';
 import type { ShardReport } from './report.js';
 import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
 
@@ -238,9 +241,50 @@ async function serve(
       case 'report':
         onReport(shard, msg);
         return;
+      case 'credentials':
+        credentialReplies.get(`${msg.id}/${msg.shard}`)?.(msg);
+        return;
       case 'stopped':
         return;
     }
+  };
+
+  type CredentialReply = Extract<FromShard, { type: 'credentials' }>;
+  const credentialReplies = new Map<string, (reply: CredentialReply) => void>();
+  let credentialRequest = 0;
+  /** Hands a renewed certificate to every shard; resolves with each shard's answer. */
+  const swapCredentials = (fresh: DataPlaneConfig): Promise<CredentialReply[]> => {
+    const id = ++credentialRequest;
+    return Promise.all(
+      shards.map(
+        (s) =>
+          new Promise<CredentialReply>((resolve) => {
+            const key = `${id}/${s.id}`;
+            const timer = setTimeout(() => {
+              credentialReplies.delete(key);
+              resolve({
+                type: 'credentials',
+                id,
+                shard: s.id,
+                outcome: 'failed',
+                error: 'no answer',
+              });
+            }, 5_000);
+            credentialReplies.set(key, (reply) => {
+              clearTimeout(timer);
+              credentialReplies.delete(key);
+              resolve(reply);
+            });
+            s.worker.postMessage({
+              type: 'credentials',
+              id,
+              certPem: fresh.serverCertPem,
+              keyPem: fresh.serverKeyPem,
+              caPem: fresh.caPem,
+            } satisfies ToShard);
+          }),
+      ),
+    );
   };
 
   const onReport = (shard: ShardHandle, r: ShardReport) => {
@@ -351,7 +395,60 @@ async function serve(
     }
   }
 
-  // 4. Control-plane events, stats, metrics.
+  // 4. Server certificate renewal, control-plane events, stats, metrics.
+  const certTimes = (c: DataPlaneConfig) => ({
+    serial: certificateSerial(c.serverCertPem),
+    renewAt: c.renewAtMs > 0 ? new Date(c.renewAtMs).toISOString() : 'never',
+    notAfter: c.certNotAfterMs > 0 ? new Date(c.certNotAfterMs).toISOString() : 'unknown',
+  });
+  if (dp.certNotAfterMs > 0) metrics.serverCertNotAfter.set(dp.certNotAfterMs / 1000);
+  log.info(certTimes(dp), 'server certificate in use');
+  let inUse = dp;
+  const renewal = new CertificateRenewal<DataPlaneConfig>({
+    log,
+    fetch: async () => {
+      try {
+        return await control.fetchConfig(name, 5_000);
+      } catch (err) {
+        metrics.certRenewals.inc({ result: 'failed' });
+        throw err;
+      }
+    },
+    apply: async (fresh) => {
+      if (fresh.serverName !== inUse.serverName || !isDeepStrictEqual(fresh.pools, inUse.pools)) {
+        log.warn(
+          { serverName: fresh.serverName, pools: fresh.pools.map((p) => p.cidr) },
+          'the control plane changed the server name or the pools; they apply after a restart',
+        );
+      }
+      const replies = await swapCredentials(fresh);
+      const failed = replies.filter((r) => r.outcome === 'failed');
+      if (failed.length > 0) {
+        metrics.certRenewals.inc({ result: 'failed' });
+        throw new Error(
+          `shard(s) refused the renewed certificate: ${failed.map((r) => `${r.shard}: ${r.error ?? '?'}`).join('; ')}`,
+        );
+      }
+      if (replies.some((r) => r.outcome === 'unsupported')) {
+        metrics.certRenewals.inc({ result: 'not_swappable' });
+        log.warn(
+          { ...certTimes(fresh), inUseNotAfter: certTimes(inUse).notAfter },
+          'renewed server certificate fetched, but the QUIC endpoint cannot swap its certificate: new handshakes keep the old one until the data plane restarts',
+        );
+        return;
+      }
+      inUse = fresh;
+      metrics.certRenewals.inc({ result: 'applied' });
+      if (fresh.certNotAfterMs > 0) metrics.serverCertNotAfter.set(fresh.certNotAfterMs / 1000);
+      log.info(
+        certTimes(fresh),
+        'server certificate renewed: new handshakes use it, live tunnels untouched',
+      );
+    },
+  });
+  renewal.start(dp);
+  cleanups.push(() => renewal.stop());
+
   control.on('watch', (e: WatchEvent) => {
     if (e.kick) broadcast({ type: 'kick', sessionIds: e.kick.sessionIds, reason: e.kick.reason });
     if (e.revoked) {
@@ -528,6 +625,15 @@ async function serve(
   await cleanup();
   log.info('data plane stopped; TUN removed');
   return failed ? 1 : 0;
+}
+
+/** The serial number (hex) of a PEM certificate, for logs; '?' if it does not parse. */
+function certificateSerial(pem: string): string {
+  try {
+    return new X509Certificate(pem).serialNumber.toLowerCase();
+  } catch {
+    return '?';
+  }
 }
 
 /** Resolves when the shard posts a message of `type`, exits, or `deadline` (epoch ms) passes. */
