@@ -112,6 +112,17 @@ export class MasqueTransport implements TunnelTransport {
         reject(err);
       };
       const onAbort = () => fail(new Error('connect aborted'));
+      // An exception out of the H3/CONNECT-IP layers (e.g. the transport refusing a stream on a
+      // connection that is already closing) ends this tunnel, never the process that runs it.
+      const guarded = (work: () => void): void => {
+        try {
+          work();
+        } catch (err) {
+          const e = err instanceof Error ? err : new Error(String(err));
+          if (!settled) fail(e);
+          else tunnel?.abort(e);
+        }
+      };
       signal.addEventListener('abort', onAbort);
       const timer = setTimeout(
         () => fail(new Error(`no tunnel within ${HANDSHAKE_TIMEOUT_MS / 1000} s (${host})`)),
@@ -132,30 +143,33 @@ export class MasqueTransport implements TunnelTransport {
           keepAliveMs: this.options.keepAliveMs ?? 10_000,
         },
         {
-          onHandshake: (q) => {
-            tunnel = new ActiveTunnel(
-              endpoint,
-              q,
-              events,
-              template,
-              s.addressRequest,
-              s.mtu,
-              fecConfigFrom(s.fec),
-            );
-            tunnel.onOpen = () => {
-              if (settled) return;
-              settled = true;
-              clearTimeout(timer);
-              signal.removeEventListener('abort', onAbort);
-              resolve(tunnel as ActiveTunnel);
-            };
-            tunnel.onFailed = (err) => fail(err);
-            tunnel.begin();
-          },
-          onStreamData: (_q, id, data, fin) => tunnel?.link.streamData(id, data, fin),
-          onStreamReset: (_q, id, code) => tunnel?.link.streamReset(id, code),
-          onStopSending: (_q, id, code) => tunnel?.link.stopSending(id, code),
-          onDatagrams: (_q, buf, lengths, count) => tunnel?.onDatagrams(buf, lengths, count),
+          onHandshake: (q) =>
+            guarded(() => {
+              tunnel = new ActiveTunnel(
+                endpoint,
+                q,
+                events,
+                template,
+                s.addressRequest,
+                s.mtu,
+                fecConfigFrom(s.fec),
+              );
+              tunnel.onOpen = () => {
+                if (settled) return;
+                settled = true;
+                clearTimeout(timer);
+                signal.removeEventListener('abort', onAbort);
+                resolve(tunnel as ActiveTunnel);
+              };
+              tunnel.onFailed = (err) => fail(err);
+              tunnel.begin();
+            }),
+          onStreamData: (_q, id, data, fin) =>
+            guarded(() => tunnel?.link.streamData(id, data, fin)),
+          onStreamReset: (_q, id, code) => guarded(() => tunnel?.link.streamReset(id, code)),
+          onStopSending: (_q, id, code) => guarded(() => tunnel?.link.stopSending(id, code)),
+          onDatagrams: (_q, buf, lengths, count) =>
+            guarded(() => tunnel?.onDatagrams(buf, lengths, count)),
           onClose: (_q, info) => {
             if (tunnel !== undefined) tunnel.transportClosed(info);
             fail(new Error(describeClose(info)));
@@ -456,6 +470,12 @@ class ActiveTunnel implements TunnelHandle {
       overheadBytes: m.overheadBytes,
       ratio: m.currentRatio,
     };
+  }
+
+  /** A local failure after the tunnel opened: report it as lost and tear the connection down. */
+  abort(err: Error): void {
+    this.notifyClosed({ kind: 'lost', message: `tunnel failed: ${err.message}` });
+    void this.close();
   }
 
   async close(): Promise<void> {
