@@ -149,6 +149,8 @@ test('the real stack: FEC off vs XOR at 10% random loss', async (t) => {
     delayMs: 2,
     blockSize: 5,
     redundancyPercent: 20,
+    flushMs: 5,
+    interleave: 1,
     seed: 5,
     log: (l) => lines.push(l),
   });

@@ -34,6 +34,9 @@ export interface NetworkOptions {
   delayMs: number;
   blockSize: number;
   redundancyPercent: number;
+  /** The data plane's flush timer and interleaving depth (the client's bundle has neither key). */
+  flushMs: number;
+  interleave: number;
   seed: number;
   /** Progress lines (stderr by default). */
   log: (line: string) => void;
@@ -149,11 +152,16 @@ export function bundleFor(
   return text;
 }
 
-/** The data plane's [fec]: the client's block and bounds, and only the schemes given. */
+/**
+ * The data plane's [fec]: the client's block and bounds, only the schemes given, and the data
+ * plane's own flush timer and interleaving (they shape only what it sends).
+ */
 export function dataplaneConfig(
   schemes: readonly string[],
   blockSize: number,
   redundancyPercent: number,
+  flushMs = 5,
+  interleave = 1,
 ): string {
   const m = Math.max(1, Math.ceil((blockSize * redundancyPercent) / 100));
   return [
@@ -167,6 +175,8 @@ export function dataplaneConfig(
     `max_repair = ${Math.min(m, 256 - blockSize)}`,
     `min_redundancy_percent = ${Math.min(10, redundancyPercent)}`,
     `max_redundancy_percent = ${redundancyPercent}`,
+    `flush_ms = ${flushMs}`,
+    `interleave = ${interleave}`,
     '',
   ].join('\n');
 }
@@ -352,7 +362,10 @@ class Bench {
   ): Promise<void> {
     const { o } = this;
     const file = join(this.topo.dir, `dataplane-${schemes.join('-')}.toml`);
-    writeFileSync(file, dataplaneConfig(schemes, o.blockSize, o.redundancyPercent));
+    writeFileSync(
+      file,
+      dataplaneConfig(schemes, o.blockSize, o.redundancyPercent, o.flushMs, o.interleave),
+    );
     const dp = await startDataplane(this.stack, 1, ['--config', file, '--metrics', METRICS]);
     try {
       for (const mode of modes) {

@@ -38,6 +38,8 @@ export interface SimulatedOptions {
   /** Fixed redundancy instead of following the observed loss. */
   fixed: boolean;
   flushMs: number;
+  /** Blocks filled in turn by the sender (1 = no interleaving). */
+  interleave: number;
   seed: number;
 }
 
@@ -66,6 +68,7 @@ function fecConfig(mode: FecMode, o: SimulatedOptions): FecConfig {
     min_redundancy_percent: Math.min(10, o.redundancyPercent),
     adaptive: !o.fixed,
     flush_ms: o.flushMs,
+    interleave: o.interleave,
   });
 }
 

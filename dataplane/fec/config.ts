@@ -19,6 +19,13 @@ export const fecConfigSchema = z
     max_repair: z.number().int().min(1).max(255).default(4),
     /** Longest wait for a block's repair after its first packet, in ms. */
     flush_ms: z.number().min(0).max(1000).default(5),
+    /**
+     * Blocks this end fills in turn (1 = none). A burst of up to this many consecutive lost
+     * datagrams then costs each block at most one packet. Purely a sender choice (every datagram
+     * names its block), so the peer needs nothing. Each block gets 1/interleave of the packets in
+     * its flush_ms, so raise flush_ms with it unless the flow is fast.
+     */
+    interleave: z.number().int().min(1).max(16).default(1),
     /** Follow observed loss; without it every block carries max_repair (RS) or one parity (XOR). */
     adaptive: z.boolean().default(true),
     min_redundancy_percent: z.number().min(0).max(100).default(10),

@@ -34,6 +34,13 @@ export interface FecSenderOptions {
   maxPacketSize: number;
   /** Longest a packet waits for its block's repair, in ms. */
   flushDelayMs: number;
+  /**
+   * Blocks filled in turn (1, the default: one block at a time). With depth D, consecutive packets
+   * belong to D different blocks and a full block's repair waits for D − 1 further packets, so a
+   * burst of up to D consecutive lost datagrams costs any block at most one data packet and
+   * never that packet's repair too. Each block still closes flushDelayMs after its first packet.
+   */
+  interleave?: number;
 }
 
 export class FecSenderError extends Error {
@@ -43,29 +50,45 @@ export class FecSenderError extends Error {
   }
 }
 
+export const MAX_INTERLEAVE = 16;
+
+/** One block being filled, or a full one whose repair is held back (`pending`). */
+interface Lane {
+  readonly acc: Uint8Array[];
+  blockId: number;
+  /** Data packets in the block; 0 = the lane holds no block. */
+  count: number;
+  k: number;
+  m: number;
+  longest: number;
+  deadline: number;
+  /** Full; its repair goes out before the lane's next packet or at the deadline. */
+  pending: boolean;
+  /** Open order, to flush oldest first. */
+  opened: number;
+}
+
 export class FecSender {
   readonly metrics: FecMetrics;
   private readonly code: ErasureCode;
   private readonly schemeId: 0 | 1;
-  private readonly acc: Uint8Array[];
+  private readonly lanes: Lane[];
   private readonly header = new Uint8Array(FEC_HEADER_SIZE);
   private readonly coefs = new Uint8Array(256);
   private readonly h: FecHeader = { scheme: 0, blockId: 0, index: 0, k: 1, m: 1 };
   private planK: number;
   private planM = 0;
-  // The open block (count === 0: none).
-  private blockId = 0;
-  private count = 0;
-  private blockK = 0;
-  private blockM = 0;
-  private longest = 0;
-  private deadline = 0;
+  private nextBlockId = 0;
+  private opened = 0;
+  /** The lane the next protected packet goes to. */
+  private turn = 0;
 
   constructor(
     private readonly options: FecSenderOptions,
     metrics?: FecMetrics,
   ) {
     const { scheme, maxK, maxM, maxPacketSize, flushDelayMs } = options;
+    const depth = options.interleave ?? 1;
     this.code = codeFor(scheme);
     this.schemeId = scheme === 'xor' ? SCHEME_XOR : SCHEME_RS;
     if (!Number.isInteger(maxK) || maxK < 1 || maxK > 255) {
@@ -78,16 +101,30 @@ export class FecSender {
       throw new FecSenderError(`packet size ${maxPacketSize} outside 1..${MAX_PACKET}`);
     }
     if (!(flushDelayMs >= 0)) throw new FecSenderError(`flush delay ${flushDelayMs} is negative`);
+    if (!Number.isInteger(depth) || depth < 1 || depth > MAX_INTERLEAVE) {
+      throw new FecSenderError(`interleave ${depth} outside 1..${MAX_INTERLEAVE}`);
+    }
     this.metrics = metrics ?? newFecMetrics();
-    this.acc = Array.from({ length: maxM }, () => new Uint8Array(symbolSize(maxPacketSize)));
+    this.lanes = Array.from({ length: depth }, () => ({
+      acc: Array.from({ length: maxM }, () => new Uint8Array(symbolSize(maxPacketSize))),
+      blockId: 0,
+      count: 0,
+      k: 0,
+      m: 0,
+      longest: 0,
+      deadline: 0,
+      pending: false,
+      opened: 0,
+    }));
     this.planK = maxK;
     this.planM = maxM;
     this.metrics.currentRatio = maxM / maxK;
   }
 
   /**
-   * Sets the block shape for blocks opened from now on (initially the negotiated k and m); m = 0 turns protection off (packets go out
-   * plainly on context 0, zero overhead). The open block, if any, keeps its shape.
+   * Sets the block shape for blocks opened from now on (initially the negotiated k and m); m = 0
+   * turns protection off (packets go out plainly on context 0, zero overhead). Open blocks keep
+   * their shape.
    */
   setPlan(k: number, m: number): void {
     if (!Number.isInteger(k) || k < 1 || k > this.options.maxK) {
@@ -105,72 +142,109 @@ export class FecSender {
     return { k: this.planK, m: this.planM };
   }
 
+  get interleave(): number {
+    return this.lanes.length;
+  }
+
   send(packet: Uint8Array, now: number, sink: FecSendSink): void {
     const len = packet.length;
-    if (this.count === 0) {
-      if (this.planM === 0 || len > this.options.maxPacketSize || len === 0) {
-        this.metrics.packetsUnprotected++;
-        sink.sendPlain(packet);
-        return;
-      }
-      this.blockK = this.planK;
-      this.blockM = this.planM;
-      this.longest = 0;
-      this.deadline = now + this.options.flushDelayMs;
-    } else if (len > this.options.maxPacketSize || len === 0) {
+    const lanes = this.lanes;
+    if (len > this.options.maxPacketSize || len === 0) {
       this.metrics.packetsUnprotected++;
       sink.sendPlain(packet);
       return;
     }
-    const index = this.count;
-    for (let j = 0; j < this.blockM; j++) this.coefs[j] = this.code.coefficient(j, index);
-    addPacketToSymbols(this.acc, this.coefs, this.blockM, packet, 0, len);
-    if (len > this.longest) this.longest = len;
-    this.count++;
-    this.emitHeader(index, this.blockK, this.blockM);
+    const lane = lanes[this.turn];
+    if (lane.pending) this.emitRepair(lane, sink);
+    if (lane.count === 0) {
+      if (this.planM === 0) {
+        this.metrics.packetsUnprotected++;
+        sink.sendPlain(packet);
+        return;
+      }
+      lane.blockId = this.nextBlockId;
+      this.nextBlockId = (this.nextBlockId + 1) & 0xffff;
+      lane.opened = this.opened++;
+      lane.k = this.planK;
+      lane.m = this.planM;
+      lane.longest = 0;
+      lane.deadline = now + this.options.flushDelayMs;
+    }
+    this.turn = this.turn + 1 === lanes.length ? 0 : this.turn + 1;
+    const index = lane.count;
+    for (let j = 0; j < lane.m; j++) this.coefs[j] = this.code.coefficient(j, index);
+    addPacketToSymbols(lane.acc, this.coefs, lane.m, packet, 0, len);
+    if (len > lane.longest) lane.longest = len;
+    lane.count++;
+    this.emitHeader(lane.blockId, index, lane.k, lane.m);
     this.metrics.packetsProtected++;
     this.metrics.overheadBytes += FEC_HEADER_SIZE;
     sink.sendFec(this.header, packet);
-    if (this.count === this.blockK) this.closeBlock(sink);
+    if (lane.count === lane.k) {
+      // Without interleaving the repair follows at once; with it, it waits for the lane's next
+      // turn (D − 1 packets later) so that one burst cannot take a packet and its repair.
+      if (lanes.length === 1) this.emitRepair(lane, sink);
+      else lane.pending = true;
+    }
   }
 
   /** When `onTimer` must run next (ms, the caller's clock), or undefined when no block is open. */
   nextDeadline(): number | undefined {
-    return this.count === 0 ? undefined : this.deadline;
+    let next: number | undefined;
+    for (const lane of this.lanes) {
+      if (lane.count !== 0 && (next === undefined || lane.deadline < next)) next = lane.deadline;
+    }
+    return next;
   }
 
   onTimer(now: number, sink: FecSendSink): void {
-    if (this.count !== 0 && now >= this.deadline) this.closeBlock(sink);
+    // Oldest first, so repairs leave in the order their blocks opened.
+    for (;;) {
+      const lane = this.oldest();
+      if (lane === undefined || lane.deadline > now) return;
+      this.emitRepair(lane, sink);
+    }
   }
 
-  /** Closes the open block now (tunnel closing, or the caller batches its own flushes). */
+  /** Closes every block now (tunnel closing, or the caller batches its own flushes). */
   flush(sink: FecSendSink): void {
-    if (this.count !== 0) this.closeBlock(sink);
+    for (let lane = this.oldest(); lane !== undefined; lane = this.oldest()) {
+      this.emitRepair(lane, sink);
+    }
   }
 
-  private closeBlock(sink: FecSendSink): void {
-    const k = this.count;
-    const size = LENGTH_PREFIX + this.longest;
+  private oldest(): Lane | undefined {
+    let found: Lane | undefined;
+    for (const lane of this.lanes) {
+      if (lane.count !== 0 && (found === undefined || lane.opened < found.opened)) found = lane;
+    }
+    return found;
+  }
+
+  /** Ends the lane's block: its repair packets go out and the lane is free for the next one. */
+  private emitRepair(lane: Lane, sink: FecSendSink): void {
+    const k = lane.count;
+    const size = LENGTH_PREFIX + lane.longest;
     // A block the flush timer closed early gets repair in proportion to what it holds (at least
     // one row): the full plan on a block of two packets would cost more than the packets. Rows
     // do not depend on m, so the first m rows are a valid code for any smaller m.
-    const m = Math.max(1, Math.min(this.blockM, Math.ceil((k * this.blockM) / this.blockK)));
+    const m = Math.max(1, Math.min(lane.m, Math.ceil((k * lane.m) / lane.k)));
     for (let j = 0; j < m; j++) {
-      this.emitHeader(k + j, k, m);
+      this.emitHeader(lane.blockId, k + j, k, m);
       this.metrics.repairPacketsSent++;
       this.metrics.overheadBytes += FEC_HEADER_SIZE + size;
-      sink.sendFec(this.header, this.acc[j].subarray(0, size));
-      this.acc[j].fill(0, 0, size);
+      sink.sendFec(this.header, lane.acc[j].subarray(0, size));
+      lane.acc[j].fill(0, 0, size);
     }
-    for (let j = m; j < this.blockM; j++) this.acc[j].fill(0, 0, size);
-    this.count = 0;
-    this.blockId = (this.blockId + 1) & 0xffff;
+    for (let j = m; j < lane.m; j++) lane.acc[j].fill(0, 0, size);
+    lane.count = 0;
+    lane.pending = false;
   }
 
-  private emitHeader(index: number, k: number, m: number): void {
+  private emitHeader(blockId: number, index: number, k: number, m: number): void {
     const h = this.h;
     h.scheme = this.schemeId;
-    h.blockId = this.blockId;
+    h.blockId = blockId;
     h.index = index;
     h.k = k;
     h.m = m;
