@@ -23,7 +23,20 @@ const program = new Command('dataplane')
     '-c, --config <file>',
     'TOML config file (keys as the long flags, with _; unknown keys are errors)',
   )
-  .option('--control <address>', 'control plane: unix:PATH or HOST:PORT', undefined)
+  .option(
+    '--control <address>',
+    'control plane: unix:PATH, or tcp://HOST:PORT (gRPC with mTLS, see --join-token)',
+  )
+  .option('--control-ca <file>', "over TCP: the control plane's CA (PEM, from `vpnctl cert ca`)")
+  .option(
+    '--control-server-name <name>',
+    "over TCP: the name in the control plane's certificate (default: the host of --control)",
+  )
+  .option(
+    '--join-token <token>',
+    'over TCP, first start: one-time token from `vpnctl dataplane token`',
+  )
+  .option('--state-dir <dir>', 'where the identity from joining is kept (default ./var/dataplane)')
   .option('--listen <host:port>', 'UDP address for QUIC (default 0.0.0.0:4433)')
   .option(
     '-w, --workers <n>',
@@ -57,6 +70,7 @@ const program = new Command('dataplane')
       'Examples:',
       '  dataplane --control unix:./var/mq/control.sock --listen 0.0.0.0:4433 --workers 2',
       '  dataplane --config /etc/masque-vpn/dataplane.toml --metrics 127.0.0.1:9091',
+      '  dataplane --control tcp://cp.example:7443 --control-ca ca.crt --join-token TOKEN',
       '',
       'Signals: SIGTERM/SIGINT send GOAWAY, drain, then remove the TUN. SIGHUP re-reads the config',
       'file: log_level, fec, paths, drain_seconds and metrics apply at once; other keys need a',
@@ -72,6 +86,10 @@ program.parse(process.argv);
 const opts = program.opts<{
   config?: string;
   control?: string;
+  controlCa?: string;
+  controlServerName?: string;
+  joinToken?: string;
+  stateDir?: string;
   listen?: string;
   workers?: number;
   tun?: string;
@@ -85,6 +103,10 @@ const opts = program.opts<{
 
 const flags = {
   control: opts.control,
+  control_ca: opts.controlCa,
+  control_server_name: opts.controlServerName,
+  join_token: opts.joinToken,
+  state_dir: opts.stateDir,
   listen: opts.listen,
   workers: opts.workers,
   tun_name: opts.tun,

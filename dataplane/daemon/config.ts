@@ -19,9 +19,15 @@ const hostPort = z
 
 const controlAddress = z
   .string()
-  .regex(
-    /^(unix:.+|[^:\s]+:\d{1,5}|\[[0-9a-fA-F:.]+\]:\d{1,5})$/,
-    'expected unix:PATH or HOST:PORT',
+  // tcp://HOST:PORT is HOST:PORT: gRPC over TCP with mTLS.
+  .transform((v) => (v.startsWith('tcp://') ? v.slice('tcp://'.length) : v))
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^(unix:.+|[^:\s/]+:\d{1,5}|\[[0-9a-fA-F:.]+\]:\d{1,5})$/,
+        'expected unix:PATH, HOST:PORT or tcp://HOST:PORT',
+      ),
   );
 
 export const configSchema = z
@@ -29,6 +35,14 @@ export const configSchema = z
     listen: hostPort.default('0.0.0.0:4433'),
     workers: z.number().int().min(1).max(64).default(availableParallelism()),
     control: controlAddress.default('unix:./var/mq/control.sock'),
+    /** Over TCP: the control plane's CA (PEM file), which its TLS certificate must chain to. */
+    control_ca: z.string().min(1).optional(),
+    /** Over TCP: the name its TLS certificate must carry (default: the host of `control`). */
+    control_server_name: z.string().min(1).optional(),
+    /** Over TCP, first start: a one-time token from `vpnctl dataplane token`. */
+    join_token: z.string().min(1).optional(),
+    /** Where the identity obtained by joining is kept (key and certificate, mode 0600). */
+    state_dir: z.string().min(1).default('./var/dataplane'),
     tun_name: z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name of 1-15 letters, digits, _ . -')

@@ -7,6 +7,7 @@ import {
   credentials,
   Metadata,
   status,
+  type ChannelOptions,
   type ClientReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -39,6 +40,24 @@ export function grpcTarget(address: string): string {
   return address;
 }
 
+/** Channel options: keepalives, and the name to check in the control plane's certificate. */
+export function grpcChannelOptions(serverName?: string): ChannelOptions {
+  const options: ChannelOptions = {
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+  };
+  if (serverName !== undefined) options['grpc.ssl_target_name_override'] = serverName;
+  return options;
+}
+
+/** mTLS for a control plane over TCP (see join.ts). */
+export interface ControlLinkTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  serverName?: string;
+}
+
 export interface ControlLinkEvents {
   watch: [WatchEvent];
   up: [];
@@ -55,18 +74,34 @@ export class ControlLink extends EventEmitter<ControlLinkEvents> {
   /** True while the Watch stream is open: the control plane is reachable. */
   up = false;
 
-  constructor(readonly address: string) {
+  /** `unix:PATH` (trusted by file permissions) or HOST:PORT with `tls` (joined identity). */
+  constructor(
+    readonly address: string,
+    tls?: ControlLinkTls,
+  ) {
     super();
-    if (!address.startsWith('unix:')) {
-      // Remote control planes need mTLS with a joined data-plane certificate (not built yet).
+    if (address.startsWith('unix:')) {
+      this.client = new DataPlaneClient(
+        grpcTarget(address),
+        credentials.createInsecure(),
+        grpcChannelOptions(),
+      );
+      return;
+    }
+    if (tls === undefined) {
       throw new ControlError(
-        `control plane over TCP (${address}) is not supported yet; use --control unix:PATH`,
+        `control plane over TCP (${address}) needs --control-ca and a joined identity (--join-token)`,
       );
     }
-    this.client = new DataPlaneClient(grpcTarget(address), credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-    });
+    this.client = new DataPlaneClient(
+      address,
+      credentials.createSsl(
+        Buffer.from(tls.caPem),
+        Buffer.from(tls.keyPem),
+        Buffer.from(tls.certPem),
+      ),
+      grpcChannelOptions(tls.serverName),
+    );
   }
 
   private deadline(ms: number): Date {

@@ -3,6 +3,7 @@
 // authorisation requests, relays control-plane events, aggregates metrics and shuts everything
 // down in order. It never touches a packet.
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -23,6 +24,7 @@ import { TunDevice, TunError } from '../tun/device.js';
 import { TunThreads } from '../tun/threads.js';
 import { ConfigError, splitHostPort, type DataplaneConfig } from './config.js';
 import { ControlError, ControlLink, type AuthorizeOutcome } from './control.js';
+import { loadOrJoin, type ControlTls } from './join.js';
 import { DataplaneMetrics } from './metrics.js';
 import { applyNat, NatError, type AppliedNat } from './nat.js';
 import type { PolicyRuleInput } from './policy.js';
@@ -135,9 +137,32 @@ async function serve(
   cleanups.push(() => void process.off('SIGHUP', onHup));
 
   // 1. Control plane: who we are, our certificate, the pools.
-  const control = new ControlLink(config.control);
-  cleanups.push(() => control.close());
   const name = hostname();
+  let controlTls: ControlTls | undefined;
+  if (!config.control.startsWith('unix:')) {
+    if (config.control_ca === undefined) {
+      throw new StartupError(
+        `--control ${config.control} is gRPC over TCP: pass --control-ca FILE (the control plane's CA, \`vpnctl cert ca\`)`,
+      );
+    }
+    const joined = await loadOrJoin({
+      address: config.control,
+      caPem: readCaFile(config.control_ca),
+      serverName: config.control_server_name,
+      token: config.join_token,
+      name,
+      stateDir: config.state_dir,
+    });
+    controlTls = joined.tls;
+    log.info(
+      { stateDir: config.state_dir, notAfter: joined.notAfter.toISOString() },
+      joined.joined
+        ? 'joined the control plane; identity stored for later starts'
+        : 'using the stored control plane identity',
+    );
+  }
+  const control = new ControlLink(config.control, controlTls);
+  cleanups.push(() => control.close());
   log.info({ control: config.control }, 'fetching configuration from the control plane');
   const dp: DataPlaneConfig = await control.fetchConfig(name);
   if (dp.pools.length === 0)
@@ -625,6 +650,16 @@ async function serve(
   await cleanup();
   log.info('data plane stopped; TUN removed');
   return failed ? 1 : 0;
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new StartupError(
+      `cannot read the control plane CA ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
+  }
 }
 
 /** The serial number (hex) of a PEM certificate, for logs; '?' if it does not parse. */

@@ -3,6 +3,7 @@
 // when policy says no; SIGHUP reloading the config file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, ROOT, Topology, type Proc } from './netns.js';
@@ -329,6 +330,81 @@ test('server certificate renewed at its renew-at time; live tunnels untouched', 
       assert.equal(presented, first[1]);
       t.diagnostic('QUIC endpoint cannot swap credentials: renewal fetched, not in use yet');
     }
+  } finally {
+    await topo.destroy();
+  }
+});
+
+test('a data plane joins a control plane over TCP with a one-time token, then restarts without it', async (t) => {
+  if (!isRoot()) return t.skip('needs root');
+  const topo = await Topology.create('dj');
+  try {
+    // The control plane on a machine of its own (a namespace behind srv), gRPC over TCP.
+    const cpNs = await topo.addClient('k', '10.200.0.9');
+    const dataDir = join(topo.dir, 'mq');
+    const control = topo.start(cpNs, 'controlplane', [
+      '--data-dir',
+      dataDir,
+      '--grpc',
+      '10.200.0.9:7443',
+      '--endpoint',
+      `${topo.srvAddr}:4433`,
+      '--server-name',
+      'vpn.test',
+    ]);
+    await control.waitFor(/control plane ready/, 30_000);
+    const stack: Stack = { topo, dataDir, socket: join(dataDir, 'control.sock'), control };
+    const ca = JSON.parse(await vpnctl(stack, ['--json', 'cert', 'ca'])) as { caPem: string };
+    const caFile = join(topo.dir, 'control-ca.crt');
+    writeFileSync(caFile, ca.caPem);
+    const { token } = JSON.parse(await vpnctl(stack, ['--json', 'dataplane', 'token'])) as {
+      token: string;
+    };
+    const stateDir = join(topo.dir, 'dp-state');
+    const dataplane = (extra: string[], state = stateDir) =>
+      topo.start(topo.srv, 'dataplane', [
+        '--control',
+        'tcp://10.200.0.9:7443',
+        '--control-ca',
+        caFile,
+        '--state-dir',
+        state,
+        '--listen',
+        '0.0.0.0:4433',
+        '--workers',
+        '1',
+        ...extra,
+      ]);
+
+    const dp = dataplane(['--join-token', token]);
+    await dp.waitFor(/data plane ready/, 30_000);
+    assert.match(dp.output(), /joined the control plane/);
+    const alice = await addUser(stack, 'alice');
+    const client = await startClient(topo, topo.cli, alice.bundle);
+    assert.equal((await ping(topo, topo.cli, '10.77.0.1', 3)).received, 3);
+    // The data plane's only way to the control plane is that TCP connection.
+    const ss = await topo.exec(topo.srv, ['ss', '-tnH', 'state', 'established']);
+    assert.match(ss.stdout, /10\.200\.0\.9:7443/, ss.stdout);
+
+    // The token is spent: another data plane cannot join with it.
+    const thief = dataplane(['--join-token', token, '--tun', 'mqthief'], join(topo.dir, 'other'));
+    const [code] = (await Promise.race([
+      once(thief.child, 'close'),
+      new Promise((_, fail) => setTimeout(() => fail(new Error('thief still running')), 30_000)),
+    ])) as [number | null];
+    assert.equal(code, 1, thief.output());
+    assert.match(thief.output(), /join token unknown, already used or expired/);
+
+    // Restarted without the token: the stored identity is enough, the client comes back.
+    await dp.stop(15_000);
+    const again = dataplane([]);
+    await again.waitFor(/data plane ready/, 30_000);
+    assert.match(again.output(), /using the stored control plane identity/);
+    const back = await eventually(
+      async () => (await ping(topo, topo.cli, '10.77.0.1', 1)).received === 1,
+      30_000,
+    );
+    assert.ok(back, `client not back:\n${client.output().slice(-2000)}`);
   } finally {
     await topo.destroy();
   }
