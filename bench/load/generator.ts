@@ -38,6 +38,8 @@ export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
   const connect = new LatencyHistogram();
   const setup = new LatencyHistogram();
   const rtt = new LatencyHistogram();
+  const udpRtt = new LatencyHistogram();
+  const setupTimeline: number[] = [];
   let first = Infinity;
   let last = 0;
   let rampReady = 0;
@@ -46,6 +48,8 @@ export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
     connect.merge(LatencyHistogram.fromWire(r.connect));
     setup.merge(LatencyHistogram.fromWire(r.setup));
     rtt.merge(LatencyHistogram.fromWire(r.rtt));
+    udpRtt.merge(LatencyHistogram.fromWire(r.udpRtt));
+    for (const v of r.setupTimeline) setupTimeline.push(v);
     first = Math.min(first, r.rampFirstStartMs);
     last = Math.max(last, r.rampLastReadyMs);
     rampReady += r.rampReady;
@@ -55,6 +59,8 @@ export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
     connect: connect.toWire(),
     setup: setup.toWire(),
     rtt: rtt.toWire(),
+    udpRtt: udpRtt.toWire(),
+    setupTimeline,
     rampFirstStartMs: first,
     rampLastReadyMs: last,
     rampReady,
@@ -76,9 +82,15 @@ async function run(jobPath: string): Promise<void> {
     const data: ThreadJob = {
       devices: part.items,
       echoTarget: job.echoTarget,
+      udpPort: job.udpPort,
+      scenario: job.scenario,
       rate: (job.rate * part.items.length) / job.devices.length,
+      maxPending: Math.max(
+        1,
+        Math.round((job.maxPending * part.items.length) / job.devices.length),
+      ),
       pps: job.pps,
-      churn: job.churn,
+      icmpPps: job.icmpPps,
       firstIndex: part.first,
     };
     const w = new Worker(new URL('./client-thread.js', import.meta.url), { workerData: data });

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseArgs, MAX_HOLD_S, MAX_TUNNELS, type LoadOptions } from './args.js';
+import { parseArgs, roleOf, MAX_HOLD_S, MAX_TUNNELS, type LoadOptions } from './args.js';
+import { loadCharts } from './charts.js';
+import { leakCheck } from './main.js';
+import { UDP_PACKET_SIZE, parseUdpProbe, writeUdpProbe } from './udp.js';
 import { LatencyHistogram, percentile } from './histogram.js';
 import {
   ECHO_PACKET_SIZE,
@@ -13,7 +16,7 @@ import {
 import { busiestThreadCores, parseCpuTicks, parseRssKb } from './procstat.js';
 import { shares } from './generator.js';
 import { errorReason } from './wire.js';
-import { buildReport, formatTable } from './report.js';
+import { buildReport, formatTable, perSecond, rssSlope } from './report.js';
 
 test('percentile: nearest rank on raw samples', () => {
   const s = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1, unsorted
@@ -132,36 +135,47 @@ test('parseIpv4 rejects what is not a dotted quad', () => {
   }
 });
 
-test('parseArgs: defaults, flags and bounds', () => {
+test('parseArgs: defaults, flags, bounds and per-scenario traffic defaults', () => {
   const d = parseArgs([]) as LoadOptions;
   assert.equal(d.tunnels, 100);
-  assert.equal(d.churn, false);
+  assert.equal(d.scenario, 'hold');
+  assert.equal(d.pps, 0, 'hold is idle: keep-alives only');
+  assert.equal(d.icmpPps, 0);
   const o = parseArgs([
     '--tunnels',
     '200',
     '--rate',
     '50',
-    '--hold',
+    '--seconds',
     '20',
     '--pps',
-    '0',
+    '3',
     '--churn',
     '--workers',
     '1',
+    '--max-pending',
+    '8',
     '--json',
     '--save',
   ]) as LoadOptions;
   assert.deepEqual(o, {
+    scenario: 'churn',
     tunnels: 200,
     rate: 50,
+    maxPending: 8,
     hold: 20,
-    pps: 0,
-    churn: true,
+    pps: 3,
+    icmpPps: 0,
     workers: 1,
     clientThreads: 2,
     json: true,
     save: true,
   });
+  const steady = parseArgs(['--scenario', 'steady']) as LoadOptions;
+  assert.equal(steady.pps, 10);
+  assert.equal(steady.icmpPps, 1);
+  assert.equal((parseArgs(['--scenario', 'mix', '--icmp-pps', '0']) as LoadOptions).icmpPps, 0);
+  assert.equal(typeof parseArgs(['--scenario', 'soak']), 'string');
   assert.equal(typeof parseArgs(['--tunnels', String(MAX_TUNNELS + 1)]), 'string');
   assert.equal(typeof parseArgs(['--hold', String(MAX_HOLD_S + 1)]), 'string');
   assert.equal(
@@ -172,6 +186,104 @@ test('parseArgs: defaults, flags and bounds', () => {
   assert.equal(typeof parseArgs(['--tunnels']), 'string');
   assert.equal(typeof parseArgs(['--bogus']), 'string');
   assert.equal(parseArgs(['--help']), 'help');
+});
+
+test('roles: mix splits 1/4 churn, 1/4 idle, 1/2 traffic; other scenarios are uniform', () => {
+  const count = (s: Parameters<typeof roleOf>[0]) => {
+    const c: Record<string, number> = {};
+    for (let i = 0; i < 400; i++) c[roleOf(s, i)] = (c[roleOf(s, i)] ?? 0) + 1;
+    return c;
+  };
+  assert.deepEqual(count('mix'), { churn: 100, idle: 100, traffic: 200 });
+  assert.deepEqual(count('churn'), { churn: 400 });
+  assert.deepEqual(count('steady'), { traffic: 400 });
+  assert.deepEqual(count('hold'), { traffic: 400 });
+});
+
+test('UDP probe: valid IPv4 and UDP checksums; the echo (swapped) parses with its fields', () => {
+  const p = new Uint8Array(UDP_PACKET_SIZE);
+  const src = parseIpv4('10.77.0.9');
+  const dst = parseIpv4('10.77.0.1');
+  const probe = {
+    src,
+    dst,
+    srcPort: 40000,
+    dstPort: 7,
+    tunnel: 70000,
+    seq: 123456,
+    sentUs: 98765.5,
+  };
+  assert.equal(writeUdpProbe(p, probe), UDP_PACKET_SIZE);
+  assert.equal(internetChecksum(p, 0, 20), 0);
+  assert.deepEqual(parseUdpProbe(p), probe);
+  // What the responder sends back: addresses and ports swapped, checksum still valid.
+  const r = p.slice();
+  r.set(p.subarray(16, 20), 12);
+  r.set(p.subarray(12, 16), 16);
+  r.set(p.subarray(22, 24), 20);
+  r.set(p.subarray(20, 22), 22);
+  assert.deepEqual(parseUdpProbe(r), { ...probe, src: dst, dst: src, srcPort: 7, dstPort: 40000 });
+  // A zero checksum means none (IPv4): accepted.
+  const none = r.slice();
+  none[26] = 0;
+  none[27] = 0;
+  assert.equal(parseUdpProbe(none)?.seq, 123456);
+});
+
+test('UDP probe parser: corrupt or foreign packets are ignored, never thrown on', () => {
+  const p = new Uint8Array(UDP_PACKET_SIZE);
+  writeUdpProbe(p, { src: 1, dst: 2, srcPort: 3, dstPort: 4, tunnel: 5, seq: 6, sentUs: 7 });
+  for (const at of [9, 21, 30, 40]) {
+    const bad = p.slice();
+    bad[at] ^= 0x01;
+    assert.equal(parseUdpProbe(bad), undefined, `byte ${at} flipped`);
+  }
+  assert.equal(parseUdpProbe(p.subarray(0, UDP_PACKET_SIZE - 1)), undefined);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 80 }), (bytes) => {
+      parseUdpProbe(bytes);
+    }),
+  );
+});
+
+test('perSecond groups setup latencies by second since the first start', () => {
+  const b = perSecond([10_000, 5, 10_400, 7, 11_100, 30, 10_200, 6]);
+  assert.deepEqual(b, [
+    { t: 0, count: 3, p50Ms: 6, maxMs: 7 },
+    { t: 1, count: 1, p50Ms: 30, maxMs: 30 },
+  ]);
+  assert.deepEqual(perSecond([]), []);
+});
+
+test('rssSlope: kB per minute over the hold; flat is 0; too few samples is null', () => {
+  const at = (t: number, rssKb: number) => ({ t, rssKb, cpuTicks: 0 });
+  const rising = [0, 1, 2, 3, 4].map((i) => at(10_000 + i * 1000, 1000 + i * 10));
+  assert.equal(rssSlope(rising, 10_000, 14_000), 600);
+  const flat = [0, 1, 2, 3].map((i) => at(i * 1000, 500));
+  assert.equal(rssSlope(flat, 0, 3000), 0);
+  assert.equal(rssSlope(flat.slice(0, 2), 0, 3000), null);
+  assert.equal(rssSlope(rising, undefined, 1), null);
+});
+
+test('leakCheck: clean when the server is back to its start, else names each leak', () => {
+  const zero = { activeConnections: 0, workerSessions: 0, quicConnections: 0, ringDepth: 0 };
+  const clean = leakCheck({ server: zero, fds: [40, 44], leased: [0, 0], rssKb: [1, 2] });
+  assert.equal(clean.clean, true);
+  const dirty = leakCheck({
+    server: { ...zero, workerSessions: 3 },
+    fds: [40, 140],
+    leased: [0, 5],
+    rssKb: [1, 2],
+  });
+  assert.equal(dirty.clean, false);
+  assert.equal(dirty.problems.length, 3);
+  assert.match(dirty.problems.join('|'), /workerSessions 3/);
+  assert.match(dirty.problems.join('|'), /40 → 140/);
+  assert.match(dirty.problems.join('|'), /leases 0 → 5/);
+  assert.equal(
+    leakCheck({ server: undefined, fds: [1, 1], leased: [0, 0], rssKb: [1, 1] }).clean,
+    false,
+  );
 });
 
 test('/proc parsers: VmRSS and utime+stime past a command name with spaces', () => {
@@ -227,12 +339,18 @@ test('buildReport: setup rate, loss, RSS per tunnel above idle, CPU in cores', (
       ready: 100,
       open: 0,
       closedByClient: 100,
+      reopened: 0,
       echoesSent: 1000,
       echoesReceived: 990,
+      udpSent: 2000,
+      udpReceived: 1999,
+      udpDuplicates: 0,
       errors: {},
       connect: setup.toWire(),
       setup: setup.toWire(),
       rtt: rtt.toWire(),
+      udpRtt: rtt.toWire(),
+      setupTimeline: [10_000, 40, 10_500, 60],
       rampFirstStartMs: 10_000,
       rampLastReadyMs: 12_000,
       rampReady: 100,
@@ -248,6 +366,11 @@ test('buildReport: setup rate, loss, RSS per tunnel above idle, CPU in cores', (
   });
   assert.equal(r.setup.ratePerS, 50);
   assert.equal(r.echo.lossPercent, 1);
+  assert.equal(r.udp.lossPercent, 0.05);
+  assert.deepEqual(r.setupOverTime, [{ t: 0, count: 2, p50Ms: 40, maxMs: 60 }]);
+  const charts = loadCharts(r);
+  assert.match(charts.setupLatency, /^<svg[\s\S]*median per second[\s\S]*<\/svg>\s*$/);
+  assert.match(charts.rss, /data plane RSS/);
   assert.ok(Math.abs((r.setup.p50Ms as number) - 50) <= 1);
   assert.equal(r.dataplane.rssPerTunnelKb, 50);
   assert.equal(r.dataplane.rampCpuCores, 0.5);

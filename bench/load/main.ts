@@ -2,17 +2,24 @@
 // simulated clients (real MasqueTransport tunnels, no TUN) in a client namespace, devices
 // provisioned through the control plane API for the run and removed after it. Reports setup rate
 // and latency, echo RTT and delivery, errors by reason, and the data plane's RSS and CPU.
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../../controlplane/client.js';
 import { isRoot, ROOT, Topology, type Proc } from '../../test/e2e/netns.js';
-import { startControlPlane, startDataplane } from '../../test/e2e/stack.js';
+import { metric, scrape, startControlPlane, startDataplane } from '../../test/e2e/stack.js';
 import { parseArgs, usage, type LoadOptions } from './args.js';
 import { findProcess, sampleProcess, type ProcSample } from './procstat.js';
-import { buildReport, formatTable, type LoadReport, type PhaseMarks } from './report.js';
+import { loadCharts } from './charts.js';
+import {
+  buildReport,
+  formatTable,
+  type LeakCheck,
+  type LoadReport,
+  type PhaseMarks,
+} from './report.js';
 import {
   emptyCounters,
   type Counters,
@@ -23,6 +30,9 @@ import {
 } from './wire.js';
 
 const ECHO_TARGET = '10.77.0.1';
+const UDP_ECHO_PORT = 7;
+/** The data plane's Prometheus endpoint, on the server namespace's loopback. */
+const DATAPLANE_METRICS = '127.0.0.1:9391';
 const PROVISION_CONCURRENCY = 16;
 
 class Aborted extends Error {}
@@ -56,11 +66,15 @@ export async function main(argv: string[]): Promise<number> {
     if (o.save) {
       const dir = join(ROOT, 'docs', 'benchmarks');
       mkdirSync(dir, { recursive: true });
-      const file = join(dir, `load-${report.date.slice(0, 10)}.json`);
-      writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-      process.stderr.write(`wrote ${file}\n`);
+      const base = join(dir, `load-${report.date.slice(0, 10)}-${report.options.scenario}`);
+      writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+      const charts = loadCharts(report);
+      writeFileSync(`${base}-setup.svg`, charts.setupLatency);
+      writeFileSync(`${base}-rss.svg`, charts.rss);
+      process.stderr.write(`wrote ${base}.json, ${base}-setup.svg, ${base}-rss.svg\n`);
     }
-    return Object.keys(report.errors).length === 0 ? 0 : 1;
+    const leaked = report.leaks !== undefined && !report.leaks.clean;
+    return Object.keys(report.errors).length === 0 && !leaked ? 0 : 1;
   } catch (err) {
     if (err instanceof Aborted) return 130;
     process.stderr.write(`masque-bench load: ${(err as Error).message}\n`);
@@ -91,9 +105,19 @@ async function run(
   signal: AbortSignal,
 ): Promise<LoadReport> {
   const stack = await guard(startControlPlane(topo), signal);
-  const dp = await guard(startDataplane(stack, o.workers), signal);
+  const dp = await guard(
+    startDataplane(stack, o.workers, ['--metrics', DATAPLANE_METRICS]),
+    signal,
+  );
   const dpPid = findProcess(dp.child.pid ?? -1, 'dataplane.js');
   if (dpPid === undefined) throw new Error('cannot find the data plane process');
+  const echo = topo.startCmd(topo.srv, [
+    process.execPath,
+    fileURLToPath(new URL('./udp-echo.js', import.meta.url)),
+    ECHO_TARGET,
+    String(UDP_ECHO_PORT),
+  ]);
+  await guard(echo.waitFor(/udp echo ready/, 10_000), signal);
 
   const t0 = Date.now();
   const samples: ProcSample[] = [];
@@ -108,15 +132,20 @@ async function run(
   try {
     await guard(sleep(1000), signal);
     const idle = sample();
+    const idleFds = countFds(dpPid);
+    const leasedBefore = await leased(control);
     const devices = await guard(provision(control, o.tunnels, users, signal), signal);
     const jobFile = join(topo.dir, 'load-job.json');
     const job: GeneratorJob = {
       devices,
       echoTarget: ECHO_TARGET,
+      udpPort: UDP_ECHO_PORT,
+      scenario: o.scenario,
       rate: o.rate,
+      maxPending: o.maxPending,
       hold: o.hold,
       pps: o.pps,
-      churn: o.churn,
+      icmpPps: o.icmpPps,
       threads: o.clientThreads,
     };
     writeFileSync(jobFile, JSON.stringify(job));
@@ -131,7 +160,8 @@ async function run(
       script,
       jobFile,
     ]);
-    const bound = (o.tunnels / o.rate + o.hold + 120) * 1000;
+    // The ramp may run below the offered rate (maxPending): allow it 20 setups/s at worst.
+    const bound = (o.tunnels / Math.min(o.rate, 20) + o.hold + 120) * 1000;
     const genPid = await findLater(gen.child.pid ?? -1, 'generator.js');
     const cpPid = findProcess(stack.control.child.pid ?? -1, 'controlplane.js');
     const sampleOthers = () => ({
@@ -139,6 +169,20 @@ async function run(
       controlplane: cpPid === undefined ? undefined : sampleProcess(cpPid, Date.now() - t0, true),
     });
     const outcome = await guard(follow(gen, sample, sampleOthers, o.tunnels, bound), signal);
+    // Every tunnel is closed now: what the server still holds for them is a leak.
+    await guard(sleep(3000), signal);
+    const afterDrain = sample();
+    const server = await dataplaneGauges(topo);
+    const afterFds = countFds(dpPid);
+    await deprovision(control, users);
+    users.length = 0;
+    const leasedAfter = await leased(control);
+    const leaks = leakCheck({
+      server,
+      fds: [idleFds, afterFds],
+      leased: [leasedBefore, leasedAfter],
+      rssKb: [idle?.rssKb, afterDrain?.rssKb],
+    });
     return buildReport({
       options: o,
       command: `npx masque-bench load ${argv.join(' ')}`.trim(),
@@ -148,6 +192,7 @@ async function run(
       marks: outcome.marks,
       openAtHoldEnd: outcome.openAtHoldEnd,
       samples,
+      leaks,
     });
   } finally {
     clearInterval(sampler);
@@ -207,6 +252,84 @@ async function deprovision(control: ControlClient, users: readonly string[]): Pr
   if (left > 0) process.stderr.write(`${left} provisioned users were not removed\n`);
 }
 
+function countFds(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
+
+/** IPv4 addresses leased from the control plane's pool. */
+async function leased(control: ControlClient): Promise<number | undefined> {
+  try {
+    const res = await control.pool.showPools({});
+    const v4 = res.pools.find((p) => p.family === 4);
+    return v4 === undefined ? undefined : Number(v4.allocated);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the data plane still holds, from its /metrics (sums over workers). */
+async function dataplaneGauges(topo: Topology): Promise<LeakCheck['server']> {
+  let text: string;
+  try {
+    text = await scrape(topo, topo.srv, DATAPLANE_METRICS);
+  } catch {
+    return undefined;
+  }
+  const sum = (name: string): number | undefined => {
+    let total: number | undefined;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+      const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (Number.isFinite(v)) total = (total ?? 0) + v;
+    }
+    return total;
+  };
+  return {
+    activeConnections: metric(text, 'masque_vpn_active_connections'),
+    workerSessions: sum('masque_vpn_worker_sessions'),
+    quicConnections: sum('masque_vpn_worker_quic_connections'),
+    ringDepth: sum('masque_vpn_ring_depth'),
+  };
+}
+
+/** After every tunnel closed and every device was removed: the server is back where it started. */
+export function leakCheck(input: {
+  server: LeakCheck['server'];
+  fds: [number | undefined, number | undefined];
+  leased: [number | undefined, number | undefined];
+  rssKb: [number | undefined, number | undefined];
+}): LeakCheck {
+  const s = input.server;
+  const problems: string[] = [];
+  if (s === undefined) problems.push('data plane metrics unreadable');
+  else {
+    for (const [k, v] of Object.entries(s)) {
+      if (v !== undefined && v !== 0) problems.push(`${k} ${v} after every tunnel closed`);
+    }
+  }
+  const [fd0, fd1] = input.fds;
+  // A few descriptors come and go with the control link and metrics scrapes.
+  if (fd0 !== undefined && fd1 !== undefined && fd1 > fd0 + 8) {
+    problems.push(`data plane file descriptors ${fd0} → ${fd1}`);
+  }
+  const [l0, l1] = input.leased;
+  if (l0 !== undefined && l1 !== undefined && l1 !== l0) {
+    problems.push(`pool leases ${l0} → ${l1} after the devices were removed`);
+  }
+  return {
+    server: s,
+    fds: { idle: fd0 ?? null, afterDrain: fd1 ?? null },
+    leased: { before: l0 ?? null, after: l1 ?? null },
+    rssKb: { idle: input.rssKb[0] ?? null, afterDrain: input.rssKb[1] ?? null },
+    clean: problems.length === 0,
+    problems,
+  };
+}
+
 interface Outcome {
   result: ThreadResult;
   marks: PhaseMarks;
@@ -253,7 +376,8 @@ function follow(
         const errors = Object.values(counters.errors).reduce((a, b) => a + b, 0);
         process.stderr.write(
           `\r${phase.padEnd(5)} open ${counters.open}/${target} ready ${counters.ready}` +
-            ` echoes ${counters.echoesReceived}/${counters.echoesSent} errors ${errors}` +
+            ` icmp ${counters.echoesReceived}/${counters.echoesSent}` +
+            ` udp ${counters.udpReceived}/${counters.udpSent} errors ${errors}` +
             ` dataplane RSS ${s === undefined ? '?' : (s.rssKb / 1024).toFixed(1)} MB   `,
         );
       } else if (line.kind === 'phase') {

@@ -1,7 +1,7 @@
 // The figures of one run, computed from the generator's result and the data plane samples, and
 // printed as a table. Pure, so the arithmetic is tested.
 import type { LoadOptions } from './args.js';
-import { LatencyHistogram } from './histogram.js';
+import { LatencyHistogram, percentile } from './histogram.js';
 import { busiestThreadCores, TICKS_PER_SECOND, type ProcSample } from './procstat.js';
 import type { ThreadResult } from './wire.js';
 
@@ -22,6 +22,7 @@ export interface LoadReport {
     connectP50Ms: number | null;
     connectP99Ms: number | null;
   };
+  /** ICMP echo to the server's tunnel address (answered by its kernel). */
   echo: {
     sent: number;
     received: number;
@@ -30,7 +31,23 @@ export interface LoadReport {
     p99Ms: number | null;
     p999Ms: number | null;
   };
+  /** UDP echo through the server's TUN to the responder and back (sequenced, per tunnel). */
+  udp: {
+    sent: number;
+    received: number;
+    duplicates: number;
+    lossPercent: number | null;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    p999Ms: number | null;
+  };
+  /** Tunnels closed and reopened during the hold (churn and mix). */
+  reopened: number;
+  /** Setup latency per second of the run (from the first setup start), for the chart. */
+  setupOverTime: { t: number; count: number; p50Ms: number; maxMs: number }[];
   errors: Record<string, number>;
+  /** After the run: what the server still held (churn is where a leak shows). */
+  leaks?: LeakCheck;
   /**
    * CPU ms each process spent per tunnel set up, over the ramp (the ramp also carries the echoes
    * of tunnels already up, so this is an upper bound).
@@ -48,6 +65,8 @@ export interface LoadReport {
     /** Cores used by the data plane during the ramp and the hold (1.0 = one core). */
     rampCpuCores: number | null;
     holdCpuCores: number | null;
+    /** Least-squares slope of RSS over the hold, kB per minute: ~0 when flat. */
+    holdRssSlopeKbPerMin: number | null;
     rss: { t: number; rssKb: number }[];
   };
   /** The load generator's own CPU: when it nears the machine's cores, it is the bottleneck. */
@@ -56,6 +75,24 @@ export interface LoadReport {
   busiestThread: Record<'dataplane' | 'controlplane' | 'generator', [number | null, number | null]>;
   /** The control plane answers one Authorize per tunnel setup. */
   controlplane: { rampCpuCores: number | null; holdCpuCores: number | null };
+}
+
+export interface LeakCheck {
+  /** Data plane gauges summed over workers; every one should be 0 once all tunnels closed. */
+  server:
+    | {
+        activeConnections: number | undefined;
+        workerSessions: number | undefined;
+        quicConnections: number | undefined;
+        ringDepth: number | undefined;
+      }
+    | undefined;
+  fds: { idle: number | null; afterDrain: number | null };
+  /** IPv4 pool leases before provisioning and after the devices were removed. */
+  leased: { before: number | null; after: number | null };
+  rssKb: { idle: number | null; afterDrain: number | null };
+  clean: boolean;
+  problems: string[];
 }
 
 /** /proc samples of both processes taken when the generator entered each phase. */
@@ -84,8 +121,10 @@ export function buildReport(input: {
   marks: PhaseMarks;
   openAtHoldEnd: number;
   samples: readonly ProcSample[];
+  leaks?: LeakCheck;
 }): LoadReport {
   const r = input.result;
+  const udpRtt = LatencyHistogram.fromWire(r.udpRtt);
   const setup = LatencyHistogram.fromWire(r.setup);
   const connect = LatencyHistogram.fromWire(r.connect);
   const rtt = LatencyHistogram.fromWire(r.rtt);
@@ -146,7 +185,20 @@ export function buildReport(input: {
       p99Ms: ms(rtt.quantile(0.99)),
       p999Ms: ms(rtt.quantile(0.999)),
     },
+    udp: {
+      sent: r.udpSent,
+      received: r.udpReceived,
+      duplicates: r.udpDuplicates,
+      lossPercent:
+        r.udpSent > 0 ? Math.round((1 - r.udpReceived / r.udpSent) * 100_000) / 1000 : null,
+      p50Ms: ms(udpRtt.quantile(0.5)),
+      p99Ms: ms(udpRtt.quantile(0.99)),
+      p999Ms: ms(udpRtt.quantile(0.999)),
+    },
+    reopened: r.reopened,
+    setupOverTime: perSecond(r.setupTimeline),
     errors: r.errors,
+    ...(input.leaks === undefined ? {} : { leaks: input.leaks }),
     cpuMsPerSetup: {
       dataplane: perSetup('dataplane'),
       controlplane: perSetup('controlplane'),
@@ -161,6 +213,11 @@ export function buildReport(input: {
           : null,
       rampCpuCores: cores('dataplane', 'ramp', 'hold'),
       holdCpuCores: cores('dataplane', 'hold', 'drain'),
+      holdRssSlopeKbPerMin: rssSlope(
+        input.samples,
+        marks.hold?.dataplane?.t,
+        marks.drain?.dataplane?.t,
+      ),
       rss: input.samples.map((s) => ({ t: s.t, rssKb: s.rssKb })),
     },
     generator: {
@@ -179,6 +236,51 @@ export function buildReport(input: {
   };
 }
 
+/** Setup latencies ([start epoch ms, latency ms] pairs) grouped by second since the first start. */
+export function perSecond(
+  timeline: readonly number[],
+): { t: number; count: number; p50Ms: number; maxMs: number }[] {
+  if (timeline.length < 2) return [];
+  let first = Infinity;
+  for (let i = 0; i < timeline.length; i += 2) first = Math.min(first, timeline[i]);
+  const buckets = new Map<number, number[]>();
+  for (let i = 0; i + 1 < timeline.length; i += 2) {
+    const t = Math.floor((timeline[i] - first) / 1000);
+    let b = buckets.get(t);
+    if (b === undefined) buckets.set(t, (b = []));
+    b.push(timeline[i + 1]);
+  }
+  return [...buckets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([t, v]) => ({
+      t,
+      count: v.length,
+      p50Ms: percentile(v, 0.5) as number,
+      maxMs: Math.max(...v),
+    }));
+}
+
+/** Least-squares slope of RSS (kB per minute) over the samples in [from, to] ms; null if < 3. */
+export function rssSlope(
+  samples: readonly ProcSample[],
+  from: number | undefined,
+  to: number | undefined,
+): number | null {
+  if (from === undefined || to === undefined) return null;
+  const s = samples.filter((x) => x.t >= from && x.t <= to);
+  if (s.length < 3) return null;
+  const n = s.length;
+  const mt = s.reduce((a, x) => a + x.t, 0) / n;
+  const mr = s.reduce((a, x) => a + x.rssKb, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const x of s) {
+    num += (x.t - mt) * (x.rssKb - mr);
+    den += (x.t - mt) ** 2;
+  }
+  return den === 0 ? null : Math.round((num / den) * 60_000 * 10) / 10;
+}
+
 function round2(v: number | null): number | null {
   return v === null ? null : Math.round(v * 100) / 100;
 }
@@ -187,6 +289,7 @@ const show = (v: number | null, unit = ''): string => (v === null ? '—' : `${v
 
 export function formatTable(r: LoadReport): string {
   const rows: [string, string][] = [
+    ['scenario', `${r.options.scenario}${r.reopened > 0 ? ` (${r.reopened} reopened)` : ''}`],
     [
       'tunnels (ready / opened / attempted)',
       `${r.setup.ready} / ${r.setup.opened} / ${r.setup.attempted}`,
@@ -198,18 +301,27 @@ export function formatTable(r: LoadReport): string {
       `${show(r.setup.connectP50Ms, ' ms')} / ${show(r.setup.connectP99Ms, ' ms')}`,
     ],
     [
-      'echoes delivered / sent',
+      'ICMP echoes delivered / sent',
       `${r.echo.received} / ${r.echo.sent} (loss ${show(r.echo.lossPercent, '%')})`,
     ],
     [
-      'echo RTT p50 / p99 / p99.9',
+      'ICMP echo RTT p50 / p99 / p99.9 (hold)',
       `${show(r.echo.p50Ms, ' ms')} / ${show(r.echo.p99Ms, ' ms')} / ${show(r.echo.p999Ms, ' ms')}`,
+    ],
+    [
+      'UDP echoes delivered / sent',
+      `${r.udp.received} / ${r.udp.sent} (loss ${show(r.udp.lossPercent, '%')}, ${r.udp.duplicates} duplicates)`,
+    ],
+    [
+      'UDP echo RTT p50 / p99 / p99.9 (hold)',
+      `${show(r.udp.p50Ms, ' ms')} / ${show(r.udp.p99Ms, ' ms')} / ${show(r.udp.p999Ms, ' ms')}`,
     ],
     [
       'data plane RSS idle / peak',
       `${show(r.dataplane.idleRssKb, ' kB')} / ${show(r.dataplane.peakRssKb, ' kB')}`,
     ],
     ['RSS per tunnel above idle', show(r.dataplane.rssPerTunnelKb, ' kB')],
+    ['RSS slope over the hold', show(r.dataplane.holdRssSlopeKbPerMin, ' kB/min')],
     [
       'data plane CPU ramp / hold',
       `${show(r.dataplane.rampCpuCores, ' cores')} / ${show(r.dataplane.holdCpuCores, ' cores')}`,
@@ -235,6 +347,27 @@ export function formatTable(r: LoadReport): string {
     'CPU per setup: data / control / generator',
     `${show(c.dataplane, ' ms')} / ${show(c.controlplane, ' ms')} / ${show(c.generator, ' ms')}`,
   ]);
+  const l = r.leaks;
+  if (l !== undefined) {
+    const g = l.server;
+    rows.push([
+      'after drain: connections / sessions / QUIC / ring depth',
+      g === undefined
+        ? 'metrics unreadable'
+        : [g.activeConnections, g.workerSessions, g.quicConnections, g.ringDepth]
+            .map((v) => show(v ?? null))
+            .join(' / '),
+    ]);
+    rows.push([
+      'data plane fds idle / after drain',
+      `${show(l.fds.idle)} / ${show(l.fds.afterDrain)}`,
+    ]);
+    rows.push([
+      'pool leases before / after removal',
+      `${show(l.leased.before)} / ${show(l.leased.after)}`,
+    ]);
+    rows.push(['leak check', l.clean ? 'clean' : l.problems.join('; ')]);
+  }
   const errors = Object.entries(r.errors).sort((a, b) => b[1] - a[1]);
   if (errors.length === 0) rows.push(['errors', 'none']);
   for (const [reason, n] of errors) rows.push([`error ×${n}`, reason]);

@@ -1,5 +1,6 @@
 // Messages between the benchmark (host), the generator process (client namespace) and its worker
 // threads. Plain JSON-safe objects: they cross postMessage and a stdout pipe.
+import type { Scenario } from './args.js';
 import type { HistogramWire } from './histogram.js';
 
 /** One provisioned device: its bundle text and the IPv4 address the pool gave it. */
@@ -11,12 +12,15 @@ export interface DeviceJob {
 /** What the generator process reads from its job file. */
 export interface GeneratorJob {
   devices: DeviceJob[];
-  /** The server's tunnel address, target of every echo. */
+  /** The server's tunnel address: target of every ICMP echo, home of the UDP echo responder. */
   echoTarget: string;
+  udpPort: number;
+  scenario: Scenario;
   rate: number;
+  maxPending: number;
   hold: number;
   pps: number;
-  churn: boolean;
+  icmpPps: number;
   threads: number;
 }
 
@@ -24,10 +28,13 @@ export interface GeneratorJob {
 export interface ThreadJob {
   devices: DeviceJob[];
   echoTarget: string;
-  /** This thread's share of the setup rate. */
+  udpPort: number;
+  scenario: Scenario;
+  /** This thread's share of the setup rate and of the setups in flight. */
   rate: number;
+  maxPending: number;
   pps: number;
-  churn: boolean;
+  icmpPps: number;
   /** Offset of this thread's first device in the whole run (ICMP identifiers stay distinct). */
   firstIndex: number;
 }
@@ -40,8 +47,14 @@ export interface Counters {
   ready: number;
   open: number;
   closedByClient: number;
+  /** Tunnels reopened by churn after a close. */
+  reopened: number;
   echoesSent: number;
   echoesReceived: number;
+  udpSent: number;
+  udpReceived: number;
+  /** UDP echoes that came back with a sequence number already seen (duplicates). */
+  udpDuplicates: number;
   errors: Record<string, number>;
 }
 
@@ -51,6 +64,12 @@ export interface ThreadResult extends Counters {
   /** connect() start → first echo reply, µs. */
   setup: HistogramWire;
   rtt: HistogramWire;
+  udpRtt: HistogramWire;
+  /**
+   * Setup latency over time: [start (epoch ms), setup latency (ms)] of every completed setup,
+   * flattened, for the chart.
+   */
+  setupTimeline: number[];
   /** performance.timeOrigin-based ms of the first setup start and last setup completion in the ramp. */
   rampFirstStartMs: number;
   rampLastReadyMs: number;
@@ -78,8 +97,12 @@ export function emptyCounters(): Counters {
     ready: 0,
     open: 0,
     closedByClient: 0,
+    reopened: 0,
     echoesSent: 0,
     echoesReceived: 0,
+    udpSent: 0,
+    udpReceived: 0,
+    udpDuplicates: 0,
     errors: {},
   };
 }
@@ -92,6 +115,10 @@ export function addCounters(into: Counters, c: Counters): Counters {
   into.closedByClient += c.closedByClient;
   into.echoesSent += c.echoesSent;
   into.echoesReceived += c.echoesReceived;
+  into.reopened += c.reopened;
+  into.udpSent += c.udpSent;
+  into.udpReceived += c.udpReceived;
+  into.udpDuplicates += c.udpDuplicates;
   for (const [k, v] of Object.entries(c.errors)) into.errors[k] = (into.errors[k] ?? 0) + v;
   return into;
 }
