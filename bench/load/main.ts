@@ -236,7 +236,8 @@ async function provision(
 async function deprovision(control: ControlClient, users: readonly string[]): Promise<void> {
   let next = 0;
   let failed = 0;
-  const deadline = Date.now() + 60_000;
+  // Removing a user is a durable write (an fsync): allow 50 ms each on top of a minute.
+  const deadline = Date.now() + 60_000 + users.length * 50;
   const worker = async () => {
     while (next < users.length && Date.now() < deadline) {
       const name = users[next++];
