@@ -12,6 +12,7 @@ test('defaults', () => {
     json: false,
     gatePercent: 10,
     gateWaitSeconds: 60,
+    hops: 0,
   });
 });
 
@@ -24,6 +25,7 @@ test('flags', () => {
     json: true,
     gatePercent: 10,
     gateWaitSeconds: 60,
+    hops: 0,
   });
   assert.deepEqual(parseArgs(['--quick']), {
     seconds: 2,
@@ -33,6 +35,7 @@ test('flags', () => {
     json: false,
     gatePercent: 10,
     gateWaitSeconds: 10,
+    hops: 0,
   });
   const gated = parseArgs(['--gate', '0', '--gate-wait', '30', '--quick']) as {
     gatePercent: number;
@@ -52,5 +55,7 @@ test('bad flags are messages, --help is empty', () => {
   assert.match(parseArgs(['--fast']) as string, /unknown option/);
   assert.match(parseArgs(['--gate', '-1']) as string, /--gate must be/);
   assert.match(parseArgs(['--gate-wait', '0']) as string, /--gate-wait must be/);
+  assert.match(parseArgs(['--hops', 'x']) as string, /--hops must be/);
+  assert.equal((parseArgs(['--hops', '100']) as { hops: number }).hops, 100);
   assert.equal(parseArgs(['--help']), '');
 });

@@ -7,6 +7,7 @@ import { loadavg, cpus } from 'node:os';
 
 import { isRoot, Topology } from '../../test/e2e/netns.js';
 import { cpuPerGbit, cpuSeconds } from './cpu.js';
+import { captureHops, HOPS } from './hops.js';
 import { ForeignCpu, waitForQuiet } from './quiet.js';
 import { IperfResultError, parseIperf3 } from './iperf.js';
 import { installPeerPackages } from './packages.js';
@@ -26,10 +27,17 @@ export interface TunnelBenchOptions {
   gatePercent: number;
   /** Longest wait for a quiet machine before a measurement runs anyway. */
   gateWaitSeconds: number;
+  /** Echoes captured per path for the per-hop latency breakdown (0: none). */
+  hops: number;
 }
 
 const IPERF_PORT = 5301;
 const UDP_PAYLOAD = 1200; // fits every path's MTU (ours 1280), so no path fragments
+/**
+ * UDP payload below which a packet cannot carry the 84-byte tunnelled echo: ACK-only QUIC packets
+ * and WireGuard keep-alives (32 bytes) are smaller, both tunnels' echo packets larger.
+ */
+const MIN_TUNNELLED_ECHO = 84;
 
 function usage(): string {
   return [
@@ -41,6 +49,8 @@ function usage(): string {
     "  --gate PCT    before each measurement wait until others' CPU is below PCT% of a core",
     '                for a whole second (default 10; 0: never wait)',
     '  --gate-wait S ...but at most S seconds, then measure anyway (default 60; --quick: 10)',
+    '  --hops N      also split the RTT of N pings into hops with tcpdump on both TUNs and',
+    '                both veths (ours and wireguard-go; needs tcpdump; default 0: off)',
     '  --json        print the results as JSON instead of tables',
     'Needs root; installs wireguard-go, wireguard-tools and openvpn with apt-get when missing.',
     '',
@@ -56,6 +66,7 @@ export function parseArgs(argv: readonly string[]): TunnelBenchOptions | string 
     json: false,
     gatePercent: 10,
     gateWaitSeconds: 60,
+    hops: 0,
   };
   let quick = false;
   let secondsGiven = false;
@@ -100,6 +111,10 @@ export function parseArgs(argv: readonly string[]): TunnelBenchOptions | string 
           o.gateWaitSeconds > 600
         )
           return '--gate-wait must be an integer 1..600';
+      } else if (a === '--hops') {
+        o.hops = Number(value());
+        if (!Number.isInteger(o.hops) || o.hops < 0 || o.hops > 1000)
+          return '--hops must be an integer 0..1000';
       } else if (a === '--quick') quick = true;
       else if (a === '--json') o.json = true;
       else if (a === '--help' || a === '-h') return '';
@@ -204,6 +219,27 @@ async function measure(
   log(
     `  ${tunnel.path} ping: avg ${result.ping.avgMs.toFixed(3)} ms, p99 ${result.ping.p99Ms.toFixed(3)} ms`,
   );
+  if (o.hops > 0 && tunnel.tuns !== undefined) {
+    await gate(o, `${tunnel.path} hops`);
+    result.hops = await captureHops(
+      topo,
+      {
+        clientTun: tunnel.tuns.client,
+        serverTun: tunnel.tuns.server,
+        clientVeth: `v${topo.cli}`.slice(0, 15),
+        serverVeth: `v${topo.srv}`.slice(0, 15),
+      },
+      tunnel.target,
+      o.hops,
+      MIN_TUNNELLED_ECHO,
+    );
+    if (result.hops === undefined) log(`  ${tunnel.path} hops: no echo matched in the captures`);
+    else
+      log(
+        `  ${tunnel.path} hops (p50 ms): ` +
+          HOPS.map((h) => `${h} ${result.hops?.p50[h].toFixed(3)}`).join(', '),
+      );
+  }
   const flows: [keyof Pick<PathResult, 'tcp1' | 'tcp4' | 'udp'>, string[]][] = [
     ['tcp1', []],
     ['tcp4', ['-P', '4']],
@@ -285,7 +321,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const peerErrors = new Map<Peer, string>();
   try {
-    installPeerPackages(o.peers, log);
+    installPeerPackages(o.hops > 0 ? [...o.peers, 'hops'] : o.peers, log);
   } catch (e) {
     log(`peer packages: ${(e as Error).message}`);
     for (const p of o.peers) peerErrors.set(p, (e as Error).message);

@@ -2,11 +2,14 @@
 // (never by the test suite): the benchmark is the only thing that needs them.
 import { execFileSync } from 'node:child_process';
 
-/** Program → Debian package, per peer. */
-const NEEDS: Record<'wg' | 'ovpn', Record<string, string>> = {
+/** Program → Debian package, per peer (and for the per-hop captures of `--hops`). */
+const NEEDS: Record<Need, Record<string, string>> = {
   wg: { 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' },
   ovpn: { openvpn: 'openvpn', openssl: 'openssl' },
+  hops: { tcpdump: 'tcpdump' },
 };
+
+export type Need = 'wg' | 'ovpn' | 'hops';
 
 function have(program: string): boolean {
   try {
@@ -18,7 +21,7 @@ function have(program: string): boolean {
 }
 
 /** Debian packages missing for `peers` (pure apart from the PATH look-ups). */
-export function missingPackages(peers: readonly ('wg' | 'ovpn')[]): string[] {
+export function missingPackages(peers: readonly Need[]): string[] {
   const out = new Set<string>();
   for (const p of peers) {
     for (const [program, pkg] of Object.entries(NEEDS[p])) if (!have(program)) out.add(pkg);
@@ -35,13 +38,10 @@ function apt(args: string[]): void {
 }
 
 /** Installs what is missing with apt-get (one update + retry on failure); returns what was installed. */
-export function installPeerPackages(
-  peers: readonly ('wg' | 'ovpn')[],
-  log: (msg: string) => void,
-): string[] {
+export function installPeerPackages(peers: readonly Need[], log: (msg: string) => void): string[] {
   const missing = missingPackages(peers);
   if (missing.length === 0) return [];
-  log(`installing ${missing.join(' ')} with apt-get (Debian packages, needed for the peer paths)`);
+  log(`installing ${missing.join(' ')} with apt-get (Debian packages the benchmark needs)`);
   const install = ['install', '-y', '-q', '--no-install-recommends', ...missing];
   try {
     apt(install);

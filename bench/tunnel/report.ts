@@ -1,4 +1,5 @@
 // Results of one `masque-bench tunnel` run: per-path figures, ratios ours/peer, and their text form.
+import { HOPS, type HopSummary } from './hops.js';
 import type { PingSummary } from './ping.js';
 
 export type PathName = 'veth' | 'ours' | 'wg' | 'ovpn';
@@ -29,6 +30,8 @@ export interface PathResult {
   load1?: number;
   /** Others' CPU during the ping, % of one core. */
   pingForeignPercent?: number;
+  /** Per-hop split of the RTT (`--hops`). */
+  hops?: HopSummary;
   /** Set when the path could not be brought up or measured; figures present are still valid. */
   error?: string;
 }
@@ -128,6 +131,17 @@ export function formatTable(results: readonly PathResult[], ratios: Ratios): str
       const g = (k: string) => f(ratios[`${k}_ours_${p}`], 2);
       lines.push(
         `| ours/${p} | ${g('tcp1')} | ${g('tcp4')} | ${g('udp')} | ${g('rtt_avg')} | ${g('rtt_p50')} | ${g('cpu_per_gbit_tcp1')} |`,
+      );
+    }
+  }
+  const withHops = results.filter((r) => r.hops !== undefined);
+  if (withHops.length > 0) {
+    lines.push('', `| per-hop ms, p50 (p90) | echoes | ${HOPS.join(' | ')} |`);
+    lines.push(`| --- | --- | ${HOPS.map(() => '---').join(' | ')} |`);
+    for (const r of withHops) {
+      const h = r.hops as HopSummary;
+      lines.push(
+        `| ${r.label} | ${h.echoes} | ${HOPS.map((k) => `${f(h.p50[k], 3)} (${f(h.p90[k], 3)})`).join(' | ')} |`,
       );
     }
   }

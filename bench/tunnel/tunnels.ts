@@ -15,6 +15,8 @@ export interface TunnelPath {
   target: string;
   /** PIDs we started for this path; CPU is summed over their process trees. */
   daemons: number[];
+  /** The path's TUN devices (client side, server side), for per-hop captures. */
+  tuns?: { client: string; server: string };
   stop(): Promise<void>;
 }
 
@@ -64,11 +66,15 @@ export async function ourTunnel(topo: Topology, workers: number): Promise<Tunnel
     // The server's end of the tunnel, as in the end-to-end tests.
     const target = '10.77.0.1';
     await reachable(topo, target);
+    const serverTun = /^\d+: ([^:@]+)/m.exec(
+      await topo.ip('-n', topo.srv, '-o', 'link', 'show', 'type', 'tun'),
+    )?.[1];
     return {
       path: 'ours',
       label: `masque-vpn (--workers ${workers})`,
       target,
       daemons: pids(procs),
+      tuns: serverTun === undefined ? undefined : { client: 'mq0', server: serverTun },
       stop: () => stopAll(procs),
     };
   } catch (err) {
@@ -134,6 +140,7 @@ export async function wireguard(topo: Topology): Promise<TunnelPath> {
       label: `wireguard-go ${packageVersion('wireguard-go')}`,
       target: '10.98.1.2',
       daemons: pids(procs),
+      tuns: { client: ifc, server: ifs },
       stop: () => stopAll(procs),
     };
   } catch (err) {
