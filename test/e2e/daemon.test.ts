@@ -110,6 +110,26 @@ for (const [workers, path] of [
       assert.ok(counted, `hairpin ${path} counter ${before[path]} -> ${after[path]}`);
       t.diagnostic(`hairpin packets: local ${after.local}, across shards ${after.shard}`);
 
+      // A TCP stream between the two clients: the hairpin under load, in order, no kernel.
+      const server = topo.startCmd(bobNs, ['iperf3', '-s', '-1', '-B', bob.ipv4, '--forceflush']);
+      await server.waitFor(/Server listening/, 10_000);
+      const r = await topo.exec(topo.cli, ['iperf3', '-c', bob.ipv4, '-t', '2', '-J'], {
+        timeoutMs: 30_000,
+      });
+      const moved = (
+        JSON.parse(r.stdout) as {
+          end: { sum_received: { bits_per_second: number; bytes: number } };
+        }
+      ).end.sum_received;
+      assert.ok(moved.bytes > 1_000_000, `alice -> bob TCP moved ${moved.bytes} bytes`);
+      const text = await scrape(topo, topo.srv, metrics);
+      const drops = [0, 1]
+        .map((w) => metric(text, 'masque_vpn_ring_drops_total', { ring: `shard${w}_hairpin` }) ?? 0)
+        .reduce((a, b) => a + b, 0);
+      t.diagnostic(
+        `TCP alice -> bob: ${(moved.bits_per_second / 1e6).toFixed(0)} Mbit/s, hairpin ring drops ${drops}`,
+      );
+
       // Denied by a higher-priority rule: alice keeps her route to the pool, so the packets go
       // into the tunnel and the data plane answers with ICMP administratively prohibited.
       const deny = await addRule(stack, ['team', 'deny', `${bob.ipv4}/32`, '--priority', '10']);
