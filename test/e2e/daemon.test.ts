@@ -1,6 +1,9 @@
 // The data plane daemon's own behaviour seen from outside: client-to-client traffic switched
 // inside the data plane (no kernel forwarding) on one shard and across shards, refused with ICMP
-// when policy says no; SIGHUP reloading the config file.
+// when policy says no; SIGHUP reloading the config file; the server certificate renewed at its
+// renew-at time (control plane clock set back with libfaketime) without touching live tunnels; a
+// data plane joining a control plane in another namespace over TCP with a one-time token.
+// Namespace tags: dh1, dh2, dr, dc, dj.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
