@@ -275,7 +275,7 @@ class ActiveTunnel implements TunnelHandle {
         onPeerRoutes: (set) => this.events.routes(set.map(toRange)),
         onClosed: (c) => {
           if (c.how === 'rejected' && typeof c.code === 'number' && c.code >= 300) {
-            this.onFailed(classifyResponse(c.code, c.reason));
+            this.onFailed(classifyResponse(c.code, c.reason, c.retryAfterSeconds));
             void this.close();
             return;
           }

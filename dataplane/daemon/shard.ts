@@ -25,6 +25,8 @@ import { bump, emptyReport, type ShardReport } from './report.js';
 import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
 import { PacketSwitch, SwitchPath } from './switch.js';
 
+/** retry-after sent with a 503 while the control plane cannot be reached. */
+const CONTROL_RETRY_HINT_SECONDS = 5;
 /** H3_REQUEST_CANCELLED: the tunnel is closed on the operator's behalf (kick, revocation). */
 const H3_REQUEST_CANCELLED = 0x10c;
 /** H3_NO_ERROR for connection closes we initiate. */
@@ -315,7 +317,14 @@ class Shard {
       this.post({ type: 'authorize', id, certDer: cert, remote: tunnel.conn.remote });
     }).then((reply): Authorization => {
       if (reply.kind === 'unavailable') {
-        return { ok: false, status: 503, reason: `${reply.message}; retry later` };
+        // The link to the control plane retries at most every 5 s (control.ts): a client that
+        // comes back after that finds it up again if it is up at all.
+        return {
+          ok: false,
+          status: 503,
+          reason: `${reply.message}; retry later`,
+          retryAfterSeconds: CONTROL_RETRY_HINT_SECONDS,
+        };
       }
       if (reply.kind === 'denied')
         return { ok: false, status: reply.status, reason: reply.message };

@@ -91,6 +91,7 @@ export class ClientSession extends Tunnel {
           how: 'rejected',
           code: r.status,
           reason: `proxy answered ${r.status}${r.proxyStatus ? ` (${r.proxyStatus})` : ''}`,
+          retryAfterSeconds: r.retryAfterSeconds,
         });
         return;
       case 'success':

@@ -6,6 +6,7 @@ import {
   buildConnectIpRequest,
   capsuleProtocolOf,
   classifyResponse,
+  retryAfterOf,
   connectIpSuccessResponse,
   validateConnectIpRequest,
   type HeaderList,
@@ -189,6 +190,29 @@ test('§10.2 malformed requests → 400 then stream error H3_MESSAGE_ERROR', () 
 
 test('§10.2 Extended CONNECT while disabled → malformed (H3_MESSAGE_ERROR)', () => {
   rejected(section37, 400, H3_MESSAGE_ERROR, { ...config, extendedConnectEnabled: false });
+});
+
+test('retry-after on a refusal: delta-seconds read, anything else ignored', () => {
+  const refusal = (v?: string) => {
+    const headers: [string, string][] = [[':status', '503']];
+    if (v !== undefined) headers.push(['retry-after', v]);
+    return classifyResponse(headers);
+  };
+  assert.deepEqual(refusal('5'), {
+    kind: 'failure',
+    status: 503,
+    proxyStatus: undefined,
+    retryAfterSeconds: 5,
+  });
+  assert.deepEqual(refusal(), {
+    kind: 'failure',
+    status: 503,
+    proxyStatus: undefined,
+    retryAfterSeconds: undefined,
+  });
+  assert.equal(retryAfterOf([['retry-after', ' 120 ']]), 120);
+  for (const bad of ['Wed, 21 Oct 2026 07:28:00 GMT', '-1', '1.5', '', '9999999', '86401'])
+    assert.equal(retryAfterOf([['retry-after', bad]]), undefined, bad);
 });
 
 test('§10.1 item 6 / §10.2: response classification', () => {

@@ -58,7 +58,13 @@ export function buildConnectIpRequest(opts: ClientRequestOptions): HeaderList {
 export type ResponseClass =
   | { readonly kind: 'interim'; readonly status: number }
   | { readonly kind: 'success'; readonly status: number; readonly capsuleProtocol: boolean }
-  | { readonly kind: 'failure'; readonly status: number; readonly proxyStatus: string | undefined }
+  | {
+      readonly kind: 'failure';
+      readonly status: number;
+      readonly proxyStatus: string | undefined;
+      /** The server's `retry-after` hint, when it sent one we can read. */
+      readonly retryAfterSeconds: number | undefined;
+    }
   /** Abort the stream with H3_MESSAGE_ERROR. */
   | { readonly kind: 'malformed'; readonly reason: string };
 
@@ -95,7 +101,26 @@ export function classifyResponse(headers: HeaderList): ResponseClass {
     }
     return { kind: 'success', status: code, capsuleProtocol: capsuleProtocolOf(headers) };
   }
-  return { kind: 'failure', status: code, proxyStatus: headerValue(headers, 'proxy-status') };
+  return {
+    kind: 'failure',
+    status: code,
+    proxyStatus: headerValue(headers, 'proxy-status'),
+    retryAfterSeconds: retryAfterOf(headers),
+  };
+}
+
+/** Longest retry hint taken from a server: a day (anything longer is a typo or an attack). */
+const MAX_RETRY_AFTER = 86_400;
+
+/**
+ * `retry-after` as delta-seconds (RFC 9110 §10.2.3). The HTTP-date form, an invalid value or an
+ * absurd one gives undefined: the hint is advice, and the client's own backoff then applies.
+ */
+export function retryAfterOf(headers: HeaderList): number | undefined {
+  const v = headerValue(headers, 'retry-after');
+  if (v === undefined || !/^\d{1,6}$/.test(v.trim())) return undefined;
+  const n = Number(v.trim());
+  return n <= MAX_RETRY_AFTER ? n : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,7 +26,13 @@ export type Authorization =
       /** Extra response fields. */
       readonly responseHeaders?: HeaderList;
     }
-  | { readonly ok: false; readonly status: 401 | 403 | 503; readonly reason: string };
+  | {
+      readonly ok: false;
+      readonly status: 401 | 403 | 503;
+      readonly reason: string;
+      /** Sent as `retry-after` (503: when trying again makes sense). */
+      readonly retryAfterSeconds?: number;
+    };
 
 export interface ServerSessionOptions extends TunnelOptions {
   request: ProxyRequestConfig;
@@ -84,9 +90,13 @@ export class ServerSession extends Tunnel {
     // The client may have reset or finished the stream while we waited.
     if (this.stateValue !== 'authorizing') return;
     if (auth.ok && auth.addresses.length === 0)
-      auth = { ok: false, status: 503, reason: 'no address available' };
+      auth = { ok: false, status: 503, reason: 'no address available', retryAfterSeconds: 30 };
     if (!auth.ok) {
-      this.output.sendHeaders(connectIpErrorResponse(auth.status, auth.reason));
+      const hint: HeaderList =
+        auth.retryAfterSeconds === undefined
+          ? []
+          : [['retry-after', String(Math.max(0, Math.round(auth.retryAfterSeconds)))]];
+      this.output.sendHeaders(connectIpErrorResponse(auth.status, auth.reason, hint));
       // No tunnel state was created, so REQUEST_REJECTED would also do; FIN is kinder to peers
       // that read the body of an error response.
       this.output.sendData(new Uint8Array(0), true);

@@ -228,6 +228,15 @@ test('proxy rejections: 404 + FIN, malformed 400 + reset H3_MESSAGE_ERROR, 403/4
   const empty = server({ authorize: grant([]) });
   await empty.s.onRequestHeaders(section37);
   assert.equal(empty.out.headers[0][0][1], '503', 'no address available');
+  assert.ok(empty.out.headers[0].some(([n, v]) => n === 'retry-after' && v === '30'));
+  const hinted = server({
+    authorize: async () => ({ ok: false, status: 503, reason: 'down', retryAfterSeconds: 5 }),
+  });
+  await hinted.s.onRequestHeaders(section37);
+  assert.deepEqual(
+    hinted.out.headers[0].filter(([n]) => n === 'retry-after'),
+    [['retry-after', '5']],
+  );
 });
 
 test('a client reset during authorisation: no response is sent afterwards', async () => {

@@ -52,6 +52,8 @@ export interface TunnelClosed {
   readonly how: 'fin' | 'reset' | 'aborted' | 'rejected';
   readonly code: number | undefined;
   readonly reason: string;
+  /** `rejected` on the client: the proxy's retry-after hint, in seconds. */
+  readonly retryAfterSeconds?: number;
 }
 
 export interface TunnelEvents {
