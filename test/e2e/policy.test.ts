@@ -26,9 +26,9 @@ test('two clients reach each other through the server only while policy allows i
   const topo = await Topology.create('cc');
   try {
     const stack = await startControlPlane(topo);
-    // Client-to-client packets go up the server's TUN and back down it: the kernel in the
-    // server's namespace forwards them, so forwarding must be on; --nat turns it on (and does
-    // not masquerade traffic that stays on the TUN).
+    // Client-to-client packets are switched inside the data plane (daemon.test.ts proves it
+    // without forwarding); with --nat the policy must hold just the same, and traffic between
+    // clients must not be masqueraded.
     await startDataplane(stack, 2, ['--nat']);
     const alice = await addUser(stack, 'alice');
     const bob = await addUser(stack, 'bob');

@@ -115,3 +115,48 @@ test('data plane restarted under a live client: the client comes back with the s
     await topo.destroy();
   }
 });
+
+test('control plane down: live tunnels carry on, a new one gets 503 + retry-after, then gets in', async (t) => {
+  if (!isRoot()) return t.skip('needs root');
+  const topo = await Topology.create('cd');
+  try {
+    const stack = await startControlPlane(topo);
+    const dp = await startDataplane(stack, 2);
+    const alice = await addUser(stack, 'alice');
+    const bob = await addUser(stack, 'bob');
+    await startClient(topo, topo.cli, alice.bundle);
+    assert.equal((await ping(topo, topo.cli, '10.77.0.1', 1)).received, 1);
+
+    await stack.control.stop(10_000);
+    await dp.waitFor(/control plane link lost/, 10_000);
+    const live = await ping(topo, topo.cli, '10.77.0.1', 5);
+    assert.equal(live.received, 5, `live tunnel during the outage:\n${live.output}`);
+
+    // Bob, from a namespace of his own, asks while the control plane is away.
+    const bobNs = await topo.addClient('b', '10.200.1.2');
+    const bobClient = topo.start(bobNs, 'masque-client', [
+      '--config',
+      bob.bundle,
+      '--tun',
+      'mq0',
+      '--state-dir',
+      `${topo.dir}/state-bob`,
+    ]);
+    const refused = await bobClient.waitFor(/"retryInMs":(\d+)[^\n]*|503[^\n]*/, 30_000);
+    assert.match(bobClient.output(), /503/, bobClient.output().slice(-2000));
+    const retry = /"retryInMs":(\d+)/.exec(bobClient.output());
+    assert.ok(retry !== null && Number(retry[1]) >= 5_000, `retry hint honoured: ${refused[0]}`);
+
+    // The control plane returns on the same data directory: the data plane's link reconnects by
+    // itself and bob's next attempt succeeds.
+    const back = Date.now();
+    await startControlPlane(topo);
+    await dp.waitFor(/control plane link up[\s\S]*control plane link up/, 30_000);
+    await bobClient.waitFor(/routes applied/, 60_000);
+    t.diagnostic(`bob's tunnel up ${Date.now() - back} ms after the control plane came back`);
+    assert.equal((await ping(topo, bobNs, '10.77.0.1', 2)).received, 2);
+    assert.equal((await ping(topo, topo.cli, '10.77.0.1', 2)).received, 2);
+  } finally {
+    await topo.destroy();
+  }
+});
