@@ -97,6 +97,11 @@ const GATEWAY = '10.77.0.1';
 /** Shards report to the supervisor once a second; wait that long before reading /metrics. */
 const REPORT_WAIT_MS = 1200;
 const PROBE = join(ROOT, 'dist', 'bench', 'loss', 'probe.js');
+/**
+ * How long the sender waits for echoes after its last datagram: several times the RTT and the
+ * receivers' 100 ms hold, so only datagrams queued far longer than that count as lost.
+ */
+const DRAIN_MS = 500;
 
 /** Sums every sample of `name` in a Prometheus text exposition whose labels include `labels`. */
 export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -265,6 +270,10 @@ class Bench {
     const { topo, o } = this;
     const started: Proc[] = [];
     try {
+      // The proxy, the echo and the /metrics baseline do not depend on each other: start them
+      // together (process start-up is most of a short cell).
+      const run = randomInt(1, 2 ** 31);
+      const { from, to } = measuredRange(o);
       const proxy = topo.start(topo.srv, 'masque-bench', [
         'impair',
         '--listen',
@@ -274,24 +283,6 @@ class Bench {
         ...impairArgs(profile, o.delayMs, o.seed),
       ]);
       started.push(proxy);
-      await proxy.waitFor(/impair: /, 15_000);
-      writeFileSync(
-        this.bundle,
-        bundleFor(
-          this.bundleText,
-          `${topo.srvAddr}:${PROXY_PORT}`,
-          mode !== 'off',
-          o.blockSize,
-          o.redundancyPercent,
-        ),
-      );
-      const dpBefore = await this.counters();
-      const client = await startClient(topo, topo.cli, this.bundle);
-      started.push(client);
-      const statusSocket = join(topo.dir, `state-${topo.cli}-mq0`, 'mq0.sock');
-
-      const run = randomInt(1, 2 ** 31);
-      const { from, to } = measuredRange(o);
       const echo = topo.startCmd(topo.srv, [
         process.execPath,
         PROBE,
@@ -306,7 +297,24 @@ class Bench {
         String(to),
       ]);
       started.push(echo);
-      await echo.waitFor(/ready/, 15_000);
+      writeFileSync(
+        this.bundle,
+        bundleFor(
+          this.bundleText,
+          `${topo.srvAddr}:${PROXY_PORT}`,
+          mode !== 'off',
+          o.blockSize,
+          o.redundancyPercent,
+        ),
+      );
+      const [dpBefore] = await Promise.all([
+        this.counters(),
+        proxy.waitFor(/impair: /, 15_000),
+        echo.waitFor(/ready/, 15_000),
+      ]);
+      const client = await startClient(topo, topo.cli, this.bundle);
+      started.push(client);
+      const statusSocket = join(topo.dir, `state-${topo.cli}-mq0`, 'mq0.sock');
       const sender = topo.startCmd(topo.cli, [
         process.execPath,
         PROBE,
@@ -324,7 +332,7 @@ class Bench {
         '--seconds',
         String(o.seconds),
         '--drain',
-        '1000',
+        String(DRAIN_MS),
       ]);
       started.push(sender);
       await sender.waitFor(/measuring/, o.warmupSeconds * 1000 + 15_000);
@@ -335,8 +343,7 @@ class Bench {
       await echo.stop(5_000);
       const senderResult = lastJson<SenderResult>(sender.output(), 'the sender');
       const echoResult = lastJson<EchoResult>(echo.output(), 'the echo');
-      await client.stop(5_000);
-      await proxy.stop(5_000);
+      await Promise.all([client.stop(5_000), proxy.stop(5_000)]);
       await sleep(Math.max(0, REPORT_WAIT_MS - (Date.now() - flowEnded)));
       const dpAfter = await this.counters();
       return cellResult(
