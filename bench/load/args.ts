@@ -36,8 +36,10 @@ export interface LoadOptions {
   icmpPps: number;
   /** Data plane worker threads (passed to `dataplane --workers`). */
   workers: number;
-  /** Generator worker threads in the client namespace. */
+  /** Generator worker threads in the client namespace (spread over the generator processes). */
   clientThreads: number;
+  /** Most tunnels per generator process; 0 = from the descriptor limit (at most 4000). */
+  perGenerator: number;
   json: boolean;
   /** Also write the JSON and the SVG charts under docs/benchmarks/. */
   save: boolean;
@@ -74,6 +76,8 @@ export function usage(): string {
     '                      (default 1 for steady and mix, else 0)',
     '  --workers W         data plane workers, 1..64 (default 2)',
     '  --client-threads T  load generator worker threads, 1..32 (default 2)',
+    '  --per-generator G   most tunnels per generator process, 0..20000 (default 0: from the',
+    '                      open-files limit, at most 4000; each tunnel holds two descriptors)',
     '  --json              print the result as JSON instead of a table',
     '  --save              also write docs/benchmarks/load-<date>-<scenario>.json and the',
     '                      setup latency and RSS charts (.svg) next to it',
@@ -92,6 +96,7 @@ export function parseArgs(argv: readonly string[]): LoadOptions | string {
     hold: 10,
     workers: 2,
     clientThreads: 2,
+    perGenerator: 0,
     json: false,
     save: false,
   };
@@ -142,6 +147,9 @@ export function parseArgs(argv: readonly string[]): LoadOptions | string {
           break;
         case '--client-threads':
           o.clientThreads = int(a, argv[++i], 1, 32);
+          break;
+        case '--per-generator':
+          o.perGenerator = int(a, argv[++i], 0, MAX_TUNNELS);
           break;
         case '--json':
           o.json = true;

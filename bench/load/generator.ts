@@ -67,7 +67,11 @@ export function mergeResults(results: readonly ThreadResult[]): ThreadResult {
   };
 }
 
-async function run(jobPath: string): Promise<void> {
+async function run(
+  jobPath: string,
+  holdSignal: Promise<void>,
+  stopSignal: Promise<void>,
+): Promise<void> {
   const job = JSON.parse(readFileSync(jobPath, 'utf8')) as GeneratorJob;
   const parts = shares(job.devices, job.threads);
   const latest: Counters[] = parts.map(() => emptyCounters());
@@ -91,7 +95,7 @@ async function run(jobPath: string): Promise<void> {
       ),
       pps: job.pps,
       icmpPps: job.icmpPps,
-      firstIndex: part.first,
+      firstIndex: job.firstIndex + part.first,
     };
     const w = new Worker(new URL('./client-thread.js', import.meta.url), { workerData: data });
     w.on('message', (m: FromThread) => {
@@ -116,9 +120,13 @@ async function run(jobPath: string): Promise<void> {
     emit({ kind: 'progress', counters: total });
   }, 1000);
   await rampDone;
+  // The benchmark may run several generators (a process has a limited number of descriptors):
+  // it says when all of them are ramped (SIGUSR1: hold) and when the hold is over (SIGUSR2).
+  emit({ kind: 'phase', phase: 'ramped' });
+  await holdSignal;
   emit({ kind: 'phase', phase: 'hold' });
   for (const w of workers) w.postMessage({ kind: 'hold' });
-  await new Promise((r) => setTimeout(r, job.hold * 1000));
+  await stopSignal;
   emit({ kind: 'phase', phase: 'drain' });
   for (const w of workers) w.postMessage({ kind: 'stop' });
   await finished;
@@ -131,7 +139,10 @@ const jobPath = process.argv[2];
 if (jobPath !== undefined && process.argv[1]?.endsWith('generator.js')) {
   // The parent stops us with SIGTERM on its own exit; worker threads go with the process.
   process.on('SIGINT', () => undefined); // the parent decides when we stop
-  run(jobPath).then(
+  // Installed at once, before the parent can send them: an unhandled SIGUSR1/2 would kill us.
+  const holdSignal = new Promise<void>((ok) => process.once('SIGUSR1', () => ok()));
+  const stopSignal = new Promise<void>((ok) => process.once('SIGUSR2', () => ok()));
+  run(jobPath, holdSignal, stopSignal).then(
     () => process.exit(0),
     (err: Error) => {
       emit({ kind: 'fatal', message: err.stack ?? err.message });

@@ -168,6 +168,7 @@ test('parseArgs: defaults, flags, bounds and per-scenario traffic defaults', () 
     icmpPps: 0,
     workers: 1,
     clientThreads: 2,
+    perGenerator: 0,
     json: true,
     save: true,
   });

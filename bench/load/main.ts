@@ -2,7 +2,7 @@
 // simulated clients (real MasqueTransport tunnels, no TUN) in a client namespace, devices
 // provisioned through the control plane API for the run and removed after it. Reports setup rate
 // and latency, echo RTT and delivery, errors by reason, and the data plane's RSS and CPU.
-import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,7 +20,9 @@ import {
   type LoadReport,
   type PhaseMarks,
 } from './report.js';
+import { mergeResults } from './generator.js';
 import {
+  addCounters,
   emptyCounters,
   type Counters,
   type DeviceJob,
@@ -135,40 +137,61 @@ async function run(
     const idleFds = countFds(dpPid);
     const leasedBefore = await leased(control);
     const devices = await guard(provision(control, o.tunnels, users, signal), signal);
-    const jobFile = join(topo.dir, 'load-job.json');
-    const job: GeneratorJob = {
-      devices,
-      echoTarget: ECHO_TARGET,
-      udpPort: UDP_ECHO_PORT,
-      scenario: o.scenario,
-      rate: o.rate,
-      maxPending: o.maxPending,
-      hold: o.hold,
-      pps: o.pps,
-      icmpPps: o.icmpPps,
-      threads: o.clientThreads,
-    };
-    writeFileSync(jobFile, JSON.stringify(job));
+    // Each simulated client holds a UDP socket and a timer descriptor, and this container does
+    // not let us raise the hard limit on descriptors: more clients means more generator processes.
+    const perGenerator =
+      o.perGenerator > 0
+        ? o.perGenerator
+        : Math.max(100, Math.min(4000, Math.floor((nofileHardLimit() - 512) / 3)));
+    const groups = Math.ceil(devices.length / perGenerator);
     const script = fileURLToPath(new URL('./generator.js', import.meta.url));
-    // One UDP socket per tunnel plus the addon's own descriptors.
-    const nofile = Math.max(4096, o.tunnels * 4 + 1024);
-    const gen = topo.startCmd(topo.cli, [
-      'prlimit',
-      `--nofile=${nofile}`,
-      '--',
-      process.execPath,
-      script,
-      jobFile,
-    ]);
+    const gens: { proc: Proc; pid?: number }[] = [];
+    for (let g = 0; g < groups; g++) {
+      const first = Math.round((g * devices.length) / groups);
+      const mine = devices.slice(first, Math.round(((g + 1) * devices.length) / groups));
+      const share = mine.length / devices.length;
+      const job: GeneratorJob = {
+        devices: mine,
+        echoTarget: ECHO_TARGET,
+        udpPort: UDP_ECHO_PORT,
+        scenario: o.scenario,
+        rate: o.rate * share,
+        maxPending: Math.max(1, Math.round(o.maxPending * share)),
+        hold: o.hold,
+        pps: o.pps,
+        icmpPps: o.icmpPps,
+        threads: Math.max(1, Math.ceil(o.clientThreads / groups)),
+        firstIndex: first,
+      };
+      const jobFile = join(topo.dir, `load-job-${g}.json`);
+      writeFileSync(jobFile, JSON.stringify(job));
+      gens.push({
+        proc: topo.startCmd(topo.cli, [
+          'prlimit',
+          `--nofile=${nofileHardLimit()}`,
+          '--',
+          process.execPath,
+          script,
+          jobFile,
+        ]),
+      });
+    }
     // The ramp may run below the offered rate (maxPending): allow it 20 setups/s at worst.
     const bound = (o.tunnels / Math.min(o.rate, 20) + o.hold + 120) * 1000;
-    const genPid = await findLater(gen.child.pid ?? -1, 'generator.js');
+    for (const gen of gens) gen.pid = await findLater(gen.proc.child.pid ?? -1, 'generator.js');
     const cpPid = findProcess(stack.control.child.pid ?? -1, 'controlplane.js');
-    const sampleOthers = () => ({
-      generator: genPid === undefined ? undefined : sampleProcess(genPid, Date.now() - t0, true),
-      controlplane: cpPid === undefined ? undefined : sampleProcess(cpPid, Date.now() - t0, true),
-    });
-    const outcome = await guard(follow(gen, sample, sampleOthers, o.tunnels, bound), signal);
+    const sampleOthers = () => {
+      const t = Date.now() - t0;
+      const g = gens.map((x) => (x.pid === undefined ? undefined : sampleProcess(x.pid, t, true)));
+      return {
+        generator: g.some((x) => x === undefined) ? undefined : combine(g as ProcSample[]),
+        controlplane: cpPid === undefined ? undefined : sampleProcess(cpPid, t, true),
+      };
+    };
+    const outcome = await guard(
+      followAll(gens, o.hold, sample, sampleOthers, o.tunnels, bound),
+      signal,
+    );
     // Every tunnel is closed now: what the server still holds for them is a leak.
     await guard(sleep(3000), signal);
     const afterDrain = sample();
@@ -347,9 +370,35 @@ async function findLater(pid: number, script: string): Promise<number | undefine
   return undefined;
 }
 
-/** Reads the generator's lines, shows progress, samples the data plane at phase changes. */
-function follow(
-  gen: Proc,
+/** Several processes' samples as one (their threads have distinct ids). */
+export function combine(samples: readonly ProcSample[]): ProcSample {
+  const threads: Record<string, number> = {};
+  for (const s of samples) Object.assign(threads, s.threads ?? {});
+  return {
+    t: Math.max(...samples.map((s) => s.t)),
+    rssKb: samples.reduce((a, s) => a + s.rssKb, 0),
+    cpuTicks: samples.reduce((a, s) => a + s.cpuTicks, 0),
+    threads,
+  };
+}
+
+/** The hard limit on open files (what prlimit may raise the soft limit to without privilege). */
+function nofileHardLimit(): number {
+  try {
+    const m = /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m === null ? 4096 : Number(m[1]);
+  } catch {
+    return 4096;
+  }
+}
+
+/**
+ * Reads every generator's lines, shows progress, starts the hold when all of them are ramped and
+ * ends it after `holdS`, sampling the processes at each phase change.
+ */
+function followAll(
+  gens: readonly { proc: Proc; pid?: number }[],
+  holdS: number,
   sample: (perThread?: boolean) => ProcSample | undefined,
   sampleOthers: () => { generator?: ProcSample; controlplane?: ProcSample },
   target: number,
@@ -357,49 +406,82 @@ function follow(
 ): Promise<Outcome> {
   return new Promise<Outcome>((ok, fail) => {
     let phase = 'ramp';
-    let counters: Counters = emptyCounters();
-    const marks: PhaseMarks = {};
+    const latest: Counters[] = gens.map(() => emptyCounters());
+    const results: (ThreadResult | undefined)[] = gens.map(() => undefined);
+    const marks: PhaseMarks = { ramp: { dataplane: sample(true), ...sampleOthers() } };
+    let ramped = 0;
     let openAtHoldEnd = 0;
-    const timer = setTimeout(() => {
-      fail(new Error(`the load generator did not finish within ${boundMs / 1000} s`));
-    }, boundMs);
-    const lines = createInterface({ input: gen.child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (text) => {
-      let line: GeneratorLine;
-      try {
-        line = JSON.parse(text) as GeneratorLine;
-      } catch {
-        return; // not ours (a library warning)
-      }
-      if (line.kind === 'progress') {
-        counters = line.counters;
-        const s = sample();
-        const errors = Object.values(counters.errors).reduce((a, b) => a + b, 0);
-        process.stderr.write(
-          `\r${phase.padEnd(5)} open ${counters.open}/${target} ready ${counters.ready}` +
-            ` icmp ${counters.echoesReceived}/${counters.echoesSent}` +
-            ` udp ${counters.udpReceived}/${counters.udpSent} errors ${errors}` +
-            ` dataplane RSS ${s === undefined ? '?' : (s.rssKb / 1024).toFixed(1)} MB   `,
-        );
-      } else if (line.kind === 'phase') {
-        phase = line.phase;
-        marks[line.phase] = { dataplane: sample(true), ...sampleOthers() };
-        if (line.phase === 'drain') openAtHoldEnd = counters.open;
-      } else if (line.kind === 'fatal') {
-        clearTimeout(timer);
-        fail(new Error(`load generator: ${line.message}`));
-      } else {
-        clearTimeout(timer);
-        ok({ result: line.result, marks, openAtHoldEnd });
-      }
-    });
-    gen.child.once('exit', (code) => {
+    let settled = false;
+    const total = (): Counters => {
+      const c = emptyCounters();
+      for (const x of latest) addCounters(c, x);
+      return c;
+    };
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      // A result line already resolved the promise; otherwise this is a failure.
-      setTimeout(
-        () => fail(new Error(`load generator exited (${code}):\n${gen.output().slice(-2000)}`)),
-        100,
-      );
+      if (err !== undefined) fail(err);
+      else ok({ result: mergeResults(results as ThreadResult[]), marks, openAtHoldEnd });
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`the load generator did not finish within ${boundMs / 1000} s`)),
+      boundMs,
+    );
+    const signalAll = (sig: NodeJS.Signals) => {
+      for (const g of gens) if (g.pid !== undefined) process.kill(g.pid, sig);
+    };
+    const startHold = () => {
+      phase = 'hold';
+      marks.hold = { dataplane: sample(true), ...sampleOthers() };
+      signalAll('SIGUSR1');
+      setTimeout(() => {
+        phase = 'drain';
+        openAtHoldEnd = total().open;
+        marks.drain = { dataplane: sample(true), ...sampleOthers() };
+        signalAll('SIGUSR2');
+      }, holdS * 1000);
+    };
+    gens.forEach((gen, i) => {
+      const lines = createInterface({ input: gen.proc.child.stdout as NodeJS.ReadableStream });
+      lines.on('line', (text) => {
+        let line: GeneratorLine;
+        try {
+          line = JSON.parse(text) as GeneratorLine;
+        } catch {
+          return; // not ours (a library warning)
+        }
+        if (line.kind === 'progress') {
+          latest[i] = line.counters;
+          if (i !== 0) return;
+          const c = total();
+          const s = sample();
+          const errors = Object.values(c.errors).reduce((a, b) => a + b, 0);
+          process.stderr.write(
+            `\r${phase.padEnd(5)} open ${c.open}/${target} ready ${c.ready}` +
+              ` icmp ${c.echoesReceived}/${c.echoesSent}` +
+              ` udp ${c.udpReceived}/${c.udpSent} errors ${errors}` +
+              ` dataplane RSS ${s === undefined ? '?' : (s.rssKb / 1024).toFixed(1)} MB   `,
+          );
+        } else if (line.kind === 'phase') {
+          if (line.phase === 'ramped' && ++ramped === gens.length) startHold();
+        } else if (line.kind === 'fatal') {
+          finish(new Error(`load generator ${i}: ${line.message}`));
+        } else if (line.kind === 'result') {
+          results[i] = line.result;
+          if (results.every((r) => r !== undefined)) finish();
+        }
+      });
+      gen.proc.child.once('exit', (code) => {
+        // A result line already settled this generator; otherwise this is a failure.
+        setTimeout(() => {
+          if (results[i] === undefined) {
+            finish(
+              new Error(`load generator ${i} exited (${code}):\n${gen.proc.output().slice(-2000)}`),
+            );
+          }
+        }, 100);
+      });
     });
   });
 }

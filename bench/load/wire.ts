@@ -22,6 +22,8 @@ export interface GeneratorJob {
   pps: number;
   icmpPps: number;
   threads: number;
+  /** Index of this generator's first device in the whole run (identifiers stay distinct). */
+  firstIndex: number;
 }
 
 /** What one worker thread is told to do with its share of devices. */
@@ -86,7 +88,7 @@ export type FromThread =
 /** Lines the generator process writes on stdout, one JSON object each. */
 export type GeneratorLine =
   | { kind: 'progress'; counters: Counters }
-  | { kind: 'phase'; phase: 'ramp' | 'hold' | 'drain' }
+  | { kind: 'phase'; phase: 'ramp' | 'ramped' | 'hold' | 'drain' }
   | { kind: 'result'; result: ThreadResult }
   | { kind: 'fatal'; message: string };
 
