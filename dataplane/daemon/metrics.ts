@@ -183,7 +183,7 @@ export class DataplaneMetrics {
     });
     this.certRenewals = new Counter({
       name: 'masque_vpn_server_cert_renewals_total',
-      help: 'Server certificate renewals by result (applied, not_swappable, failed)',
+      help: 'Server certificate renewals by result (applied, failed)',
       labelNames: ['result'],
       registers,
     });

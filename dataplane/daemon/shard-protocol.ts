@@ -78,8 +78,7 @@ export type FromShard =
       type: 'credentials';
       id: number;
       shard: number;
-      /** unsupported: the QUIC endpoint has no way to swap its certificate (see README). */
-      outcome: 'applied' | 'unsupported' | 'failed';
+      outcome: 'applied' | 'failed';
       error?: string;
     }
   | { type: 'stopped'; shard: number; sessions: number };

@@ -73,11 +73,6 @@ interface Tunnel {
   fec: FecSession | undefined;
 }
 
-/** What the shard needs of the QUIC endpoint to renew its certificate (not in quic/ yet). */
-interface CredentialSwap {
-  setCredentials(credentials: { certPem: string; keyPem: string; caPem: string }): void;
-}
-
 /** Until authorisation compiles the real policy, nothing passes. */
 const DENY_ALL: PacketPolicy = () => false;
 
@@ -572,18 +567,15 @@ class Shard {
 
   /**
    * New handshakes present the renewed certificate; established connections keep the keys they
-   * negotiated (TLS 1.3 never re-authenticates), so no tunnel notices. Needs the endpoint's
-   * `setCredentials`, which the QUIC transport does not offer yet.
+   * negotiated (TLS 1.3 never re-authenticates), so no tunnel notices.
    */
   private swapCredentials(
     certPem: string,
     keyPem: string,
     caPem: string,
-  ): { outcome: 'applied' | 'unsupported' | 'failed'; error?: string } {
-    const endpoint = this.endpoint as Endpoint & Partial<CredentialSwap>;
-    if (typeof endpoint.setCredentials !== 'function') return { outcome: 'unsupported' };
+  ): { outcome: 'applied' | 'failed'; error?: string } {
     try {
-      endpoint.setCredentials({ certPem, keyPem, caPem });
+      this.endpoint.setCredentials({ certPem, keyPem, caPem });
     } catch (err) {
       return { outcome: 'failed', error: (err as Error).message };
     }

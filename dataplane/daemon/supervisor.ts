@@ -454,14 +454,6 @@ async function serve(
           `shard(s) refused the renewed certificate: ${failed.map((r) => `${r.shard}: ${r.error ?? '?'}`).join('; ')}`,
         );
       }
-      if (replies.some((r) => r.outcome === 'unsupported')) {
-        metrics.certRenewals.inc({ result: 'not_swappable' });
-        log.warn(
-          { ...certTimes(fresh), inUseNotAfter: certTimes(inUse).notAfter },
-          'renewed server certificate fetched, but the QUIC endpoint cannot swap its certificate: new handshakes keep the old one until the data plane restarts',
-        );
-        return;
-      }
       inUse = fresh;
       metrics.certRenewals.inc({ result: 'applied' });
       if (fresh.certNotAfterMs > 0) metrics.serverCertNotAfter.set(fresh.certNotAfterMs / 1000);

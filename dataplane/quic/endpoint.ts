@@ -185,6 +185,7 @@ interface NativeEndpoint {
   stats(conn: number, out: Float64Array): void;
   counters(): EndpointCounters;
   rebind(): void;
+  setCredentials(certPem: string, keyPem: string, caPem: string): void;
   close(): void;
 }
 
@@ -356,6 +357,19 @@ export class Endpoint {
   rebind(): void {
     try {
       this.nativeHandle.rebind();
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /**
+   * Replaces the certificate, key and CA for handshakes from now on (a renewed certificate);
+   * connections already up keep what they were made with. Throws QuicError
+   * `ERR_QUIC_CREDENTIALS` on unusable PEM or a key that does not match, keeping the old ones.
+   */
+  setCredentials(credentials: { certPem: string; keyPem: string; caPem: string }): void {
+    try {
+      this.nativeHandle.setCredentials(credentials.certPem, credentials.keyPem, credentials.caPem);
     } catch (err) {
       rethrow(err);
     }

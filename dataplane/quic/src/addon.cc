@@ -510,6 +510,21 @@ ENTRY(js_rebind) {
 }
 EXIT
 
+// setCredentials(certPem, keyPem, caPem): for handshakes from now on; live connections keep theirs.
+ENTRY(js_set_credentials) {
+  size_t argc = 3;
+  napi_value argv[3];
+  Wrap *w = unwrap(env, info, &argc, argv);
+  if (argc < 3) fail(env, "ERR_INVALID_ARG_TYPE", "setCredentials(certPem, keyPem, caPem)");
+  std::string cert = get_string(env, argv[0], "certPem");
+  std::string key = get_string(env, argv[1], "keyPem");
+  std::string ca = get_string(env, argv[2], "caPem");
+  std::string err;
+  if (!w->ep->tls()->set_credentials(cert, key, ca, &err)) fail(env, "ERR_QUIC_CREDENTIALS", err);
+  return undefined(env);
+}
+EXIT
+
 ENTRY(js_close) {
   size_t argc = 0;
   Wrap *w = unwrap(env, info, &argc, nullptr);
@@ -535,6 +550,7 @@ NAPI_MODULE_INIT() {
         {"stats", nullptr, js_stats, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"counters", nullptr, js_counters, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"rebind", nullptr, js_rebind, nullptr, nullptr, nullptr, napi_default, nullptr},
+        {"setCredentials", nullptr, js_set_credentials, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"close", nullptr, js_close, nullptr, nullptr, nullptr, napi_default, nullptr},
     };
     napi_value cls;

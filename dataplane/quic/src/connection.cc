@@ -220,6 +220,7 @@ Connection::~Connection() {
   for (const CidKey &k : cids_) ep_->remove_cid(k, this);
   if (conn_) ngtcp2_conn_del(conn_);
   if (tls_) gnutls_deinit(tls_);
+  tls_creds_.reset();  // explicit: only now may the credentials go
 }
 
 const std::string &Connection::expected_name() const { return ep_->config().server_name; }
@@ -269,7 +270,7 @@ void Connection::register_cid(const ngtcp2_cid &cid) {
 bool Connection::setup_tls(std::string *err) {
   conn_ref_.get_conn = cb_get_conn;
   conn_ref_.user_data = this;
-  if (!ep_->tls()->new_session(&conn_ref_, &tls_, err)) return false;
+  if (!ep_->tls()->new_session(&conn_ref_, &tls_, &tls_creds_, err)) return false;
   ngtcp2_conn_set_tls_native_handle(conn_, tls_);
   if (ep_->config().keep_alive_ms > 0)
     ngtcp2_conn_set_keep_alive_timeout(conn_, ep_->config().keep_alive_ms * NGTCP2_MILLISECONDS);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,6 +20,7 @@ namespace quic {
 
 class Endpoint;
 struct TlsConfig;
+struct Credentials;
 
 enum class TlsFail : uint8_t { kNone, kNoCertificate, kUntrusted, kWrongPurpose };
 
@@ -203,6 +205,7 @@ class Connection {
   bool server_;
   ngtcp2_conn *conn_ = nullptr;
   gnutls_session_t tls_ = nullptr;
+  std::shared_ptr<Credentials> tls_creds_;  // what tls_ points at; released after gnutls_deinit
   ngtcp2_crypto_conn_ref conn_ref_{};
   State state_ = State::kHandshake;
   bool announced_ = false;

@@ -63,9 +63,41 @@ int verify_peer(gnutls_session_t s) {
 
 }  // namespace
 
-TlsConfig::~TlsConfig() {
+Credentials::~Credentials() {
   if (cred) gnutls_certificate_free_credentials(cred);
 }
+
+namespace {
+
+std::shared_ptr<Credentials> make_credentials(bool server, const std::string &cert_pem,
+                                              const std::string &key_pem, const std::string &ca_pem,
+                                              std::string *err) {
+  auto c = std::make_shared<Credentials>();
+  int rv = gnutls_certificate_allocate_credentials(&c->cred);
+  if (rv != 0) {
+    *err = gnutls_err("gnutls_certificate_allocate_credentials", rv);
+    return nullptr;
+  }
+  gnutls_datum_t cert{(unsigned char *)cert_pem.data(), (unsigned)cert_pem.size()};
+  gnutls_datum_t key{(unsigned char *)key_pem.data(), (unsigned)key_pem.size()};
+  gnutls_datum_t ca{(unsigned char *)ca_pem.data(), (unsigned)ca_pem.size()};
+  if (!cert_pem.empty() || server) {
+    rv = gnutls_certificate_set_x509_key_mem(c->cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (rv != 0) {
+      *err = gnutls_err("certificate/key", rv);
+      return nullptr;
+    }
+  }
+  rv = gnutls_certificate_set_x509_trust_mem(c->cred, &ca, GNUTLS_X509_FMT_PEM);
+  if (rv <= 0) {
+    *err = rv < 0 ? gnutls_err("CA", rv) : "CA: no certificate in caPem";
+    return nullptr;
+  }
+  gnutls_certificate_set_verify_function(c->cred, verify_peer);
+  return c;
+}
+
+}  // namespace
 
 bool TlsConfig::init(bool is_server, const std::string &cert_pem, const std::string &key_pem,
                      const std::string &ca_pem, const std::string &alpn_, const std::string &name,
@@ -74,31 +106,20 @@ bool TlsConfig::init(bool is_server, const std::string &cert_pem, const std::str
   alpn = alpn_;
   server_name = name;
   counters = c;
-  int rv = gnutls_certificate_allocate_credentials(&cred);
-  if (rv != 0) {
-    *err = gnutls_err("gnutls_certificate_allocate_credentials", rv);
-    return false;
-  }
-  gnutls_datum_t cert{(unsigned char *)cert_pem.data(), (unsigned)cert_pem.size()};
-  gnutls_datum_t key{(unsigned char *)key_pem.data(), (unsigned)key_pem.size()};
-  gnutls_datum_t ca{(unsigned char *)ca_pem.data(), (unsigned)ca_pem.size()};
-  if (!cert_pem.empty() || server) {
-    rv = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
-    if (rv != 0) {
-      *err = gnutls_err("certificate/key", rv);
-      return false;
-    }
-  }
-  rv = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
-  if (rv <= 0) {
-    *err = rv < 0 ? gnutls_err("CA", rv) : "CA: no certificate in caPem";
-    return false;
-  }
-  gnutls_certificate_set_verify_function(cred, verify_peer);
+  creds = make_credentials(server, cert_pem, key_pem, ca_pem, err);
+  return creds != nullptr;
+}
+
+bool TlsConfig::set_credentials(const std::string &cert_pem, const std::string &key_pem,
+                                const std::string &ca_pem, std::string *err) {
+  auto next = make_credentials(server, cert_pem, key_pem, ca_pem, err);
+  if (!next) return false;
+  creds = std::move(next);
   return true;
 }
 
-bool TlsConfig::new_session(ngtcp2_crypto_conn_ref *ref, gnutls_session_t *out, std::string *err) {
+bool TlsConfig::new_session(ngtcp2_crypto_conn_ref *ref, gnutls_session_t *out,
+                            std::shared_ptr<Credentials> *held, std::string *err) {
   gnutls_session_t s = nullptr;
   int rv = gnutls_init(&s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_END_OF_EARLY_DATA);
   if (rv != 0) {
@@ -115,7 +136,7 @@ bool TlsConfig::new_session(ngtcp2_crypto_conn_ref *ref, gnutls_session_t *out, 
               : ngtcp2_crypto_gnutls_configure_client_session(s);
   if (rv != 0) return fail("ngtcp2_crypto_gnutls_configure_session");
   gnutls_session_set_ptr(s, ref);
-  if ((rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred)) != 0) return fail("credentials");
+  if ((rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, creds->cred)) != 0) return fail("credentials");
   if (server) gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
   gnutls_datum_t proto{(unsigned char *)alpn.data(), (unsigned)alpn.size()};
   if ((rv = gnutls_alpn_set_protocols(s, &proto, 1, GNUTLS_ALPN_MANDATORY)) != 0) return fail("alpn");
@@ -128,6 +149,7 @@ bool TlsConfig::new_session(ngtcp2_crypto_conn_ref *ref, gnutls_session_t *out, 
       return fail("server name");
   }
   *out = s;
+  *held = creds;
   return true;
 }
 
