@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { buildConfig } from '../../dataplane/daemon/config.js';
 import type { ClientStatus } from '../../client/status.js';
 import { isRoot } from '../../test/e2e/netns.js';
@@ -144,8 +145,10 @@ test('the real stack: FEC off vs XOR at 10% random loss', async (t) => {
     modes: ['off', 'xor'],
     rate: 500,
     size: 600,
-    seconds: 1.5,
-    warmupSeconds: 0.5,
+    // Long enough for the adaptive controller to switch on (it samples every 200 ms) and for
+    // 1,500 datagrams a cell; a 1.5 s window was at the mercy of the machine's load.
+    seconds: 3,
+    warmupSeconds: 1,
     delayMs: 2,
     blockSize: 5,
     redundancyPercent: 20,
@@ -160,6 +163,7 @@ test('the real stack: FEC off vs XOR at 10% random loss', async (t) => {
   assert.ok(!left.includes(ns[1]) && !left.includes(ns[2]), 'namespaces removed');
   const [off, xor] = cells;
   for (const c of cells) t.diagnostic(JSON.stringify(c));
+  t.diagnostic(`load average ${loadavg().join(' ')}`);
   assert.equal(off.fec, 'off');
   assert.equal(off.scheme, 'off');
   assert.equal(xor.scheme, 'xor', 'the xor-only data plane agreed to XOR');
