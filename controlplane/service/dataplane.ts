@@ -162,17 +162,16 @@ export function dataplaneService(cp: ControlPlane): Implementation<typeof DataPl
     },
 
     async reportStats(req) {
-      const at = cp.now();
-      const unknown: string[] = [];
-      for (const r of req.sessions) {
-        const known = r.ended
-          ? await cp.store.endSession(r.sessionId, at)
-          : await cp.store.updateSessionStats(r.sessionId, statsRecord(r.stats), at);
-        if (!known && !r.ended) unknown.push(r.sessionId);
-        if (r.ended && r.stats !== undefined) {
-          await cp.store.updateSessionStats(r.sessionId, statsRecord(r.stats), at);
-        }
-      }
+      const unknown = await cp.store.applySessionReports(
+        req.sessions.map((r) => ({
+          id: r.sessionId,
+          // A live session always gets its figures written (zeros when none came); an ended one
+          // only those it carried, written before it is marked ended.
+          ...(r.ended && r.stats === undefined ? {} : { stats: statsRecord(r.stats) }),
+          ended: r.ended,
+        })),
+        cp.now(),
+      );
       return { unknownSessionIds: unknown };
     },
 

@@ -300,3 +300,40 @@ test('sessions: one live session per device, stats, end, previous registrations'
   assert.equal(await s.endSession('s2', 32), false);
   await s.close();
 });
+
+test('session reports: one transaction; final stats of an ended session kept; unknown ids named', async () => {
+  const s = new SqliteStore({ path: ':memory:' });
+  const base = {
+    dataplaneId: 'dp',
+    remoteAddress: 'r',
+    addresses: [],
+    startedAt: 1,
+    updatedAt: 1,
+    endedAt: null,
+    stats: EMPTY_STATS,
+  };
+  for (const name of ['a', 'b']) {
+    const { device } = await s.createUser({ name, displayName: '', groups: [] }, 'd', 1);
+    await s.startSession({ ...base, id: `s-${name}`, deviceId: device.id });
+  }
+  const unknown = await s.applySessionReports(
+    [
+      { id: 's-a', stats: { ...EMPTY_STATS, bytesIn: 7 }, ended: false },
+      { id: 's-b', stats: { ...EMPTY_STATS, bytesOut: 9 }, ended: true },
+      { id: 'ghost', stats: EMPTY_STATS, ended: false },
+      { id: 'ghost-ended', ended: true },
+    ],
+    5,
+  );
+  assert.deepEqual(unknown, ['ghost']);
+  assert.equal((await s.getSession('s-a'))?.stats.bytesIn, 7);
+  const ended = await s.getSession('s-b');
+  assert.equal(ended?.endedAt, 5);
+  assert.equal(ended?.stats.bytesOut, 9, 'the last figures of an ended session are kept');
+  // A session reported live after it ended is unknown to the store: the data plane closes it.
+  assert.deepEqual(
+    await s.applySessionReports([{ id: 's-b', stats: EMPTY_STATS, ended: false }], 6),
+    ['s-b'],
+  );
+  await s.close();
+});

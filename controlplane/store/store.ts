@@ -75,6 +75,13 @@ export interface DataPlaneRecord {
   lastSeenAt: number;
 }
 
+export interface SessionReportRecord {
+  id: string;
+  /** Absent: no new figures (an ended session may carry none). */
+  stats?: SessionStatsRecord;
+  ended: boolean;
+}
+
 export interface SessionStatsRecord {
   bytesIn: number;
   bytesOut: number;
@@ -249,6 +256,12 @@ export interface Store {
    */
   startSession(session: Omit<SessionRecord, 'userName' | 'deviceName'>): Promise<SessionRecord[]>;
   updateSessionStats(id: string, stats: SessionStatsRecord, at: number): Promise<boolean>;
+  /**
+   * One data plane report of many sessions, applied in one transaction: stats first, then the
+   * end of those that ended. Returns the ids of sessions reported live that the store does not
+   * know (or knows as ended), which the data plane should close.
+   */
+  applySessionReports(reports: readonly SessionReportRecord[], at: number): Promise<string[]>;
   endSession(id: string, at: number): Promise<boolean>;
   getSession(id: string): Promise<SessionRecord | undefined>;
   listSessions(query: { userName?: string; deviceId?: number }): Promise<SessionRecord[]>;
