@@ -41,6 +41,8 @@ interface Conn {
   /** One FEC timer per connection, for all its tunnels' flush and hold deadlines. */
   fecTimer: NodeJS.Timeout | undefined;
   fecTimerAt: number;
+  /** datagramsDroppedExpired already reported (the QUIC figure is cumulative). */
+  expiredReported: number;
 }
 
 /** How often QUIC's loss counters are fed to the FEC controllers. */
@@ -174,6 +176,7 @@ class Shard {
       tunnels: new Map(),
       fecTimer: undefined,
       fecTimerAt: Infinity,
+      expiredReported: 0,
     };
     quic.userData = conn;
     conn.link.onEvent = (e) => this.onH3Event(conn, e);
@@ -617,6 +620,12 @@ class Shard {
     const r = this.report;
     for (const t of this.bySessionId.values()) {
       const s = t.conn.quic.stats();
+      // Packets that waited too long behind a congested path and were dropped unsent.
+      const expired = s.datagramsDroppedExpired - t.conn.expiredReported;
+      if (expired > 0) {
+        bump(r.errors, 'datagram_expired', expired);
+        t.conn.expiredReported = s.datagramsDroppedExpired;
+      }
       const st = t.session.stats;
       r.sessions.push({
         sessionId: t.sessionId,

@@ -100,3 +100,46 @@ test('too-big datagrams are dropped and counted; a full queue says so and drains
     await server.close();
   }
 });
+
+test('a datagram queued longer than datagramMaxAgeMs is dropped and counted, not sent late', async () => {
+  const got: number[] = [];
+  const server = new Endpoint(serverOptions(), {
+    onDatagrams(_conn, data, lengths, count) {
+      let off = 0;
+      for (let i = 0; i < count; i++) {
+        got.push(data.readUInt32BE(off));
+        off += lengths[i];
+      }
+    },
+  });
+  const ready = deferred<Connection>(5000, 'handshake');
+  const client = new Endpoint(clientOptions({ datagramMaxAgeMs: 5 }), {
+    onHandshake: (c) => ready.resolve(c),
+  });
+  try {
+    client.connect('::1', server.address().port);
+    const conn = await ready.promise;
+    // Queue 50, then hold the event loop for 30 ms: nothing can be written before they are
+    // older than 5 ms, so the first write finds every one of them expired.
+    for (let i = 0; i < 50; i++) assert.equal(conn.sendDatagram(datagram(i, 200)), true);
+    const until30 = performance.now() + 30;
+    while (performance.now() < until30);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(conn.stats().datagramsDroppedExpired, 50);
+    // A fresh one still goes through.
+    conn.sendDatagram(datagram(1000, 200));
+    await until(() => got.includes(1000), 3000, 'fresh datagram');
+    assert.deepEqual(
+      got.filter((n) => n < 50),
+      [],
+      'no expired datagram was sent',
+    );
+    assert.throws(
+      () => new Endpoint(clientOptions({ datagramMaxAgeMs: -1 }), {}),
+      /datagramMaxAgeMs must be 0\.\.60000/,
+    );
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});

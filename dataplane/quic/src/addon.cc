@@ -289,6 +289,11 @@ ENTRY(js_new) {
   if ((v = prop(env, o, "shardCount"))) cfg.shard_count = static_cast<uint32_t>(get_number(env, v, "shardCount"));
   if ((v = prop(env, o, "datagramQueueLength")))
     cfg.datagram_queue = static_cast<uint32_t>(get_number(env, v, "datagramQueueLength"));
+  if ((v = prop(env, o, "datagramMaxAgeMs"))) {
+    double age = get_number(env, v, "datagramMaxAgeMs");
+    if (age < 0 || age > 60000) fail(env, "ERR_INVALID_ARG_VALUE", "datagramMaxAgeMs must be 0..60000");
+    cfg.datagram_max_age_ms = static_cast<uint64_t>(age);
+  }
   if ((v = prop(env, o, "manualStreamCredit"))) cfg.manual_stream_credit = get_bool(env, v);
   if ((v = prop(env, o, "streamWindow"))) cfg.stream_window = static_cast<uint64_t>(get_number(env, v, "streamWindow"));
   if ((v = prop(env, o, "connectionWindow")))

@@ -550,6 +550,7 @@ void Connection::write(uint64_t ts) {
   if (ep_->send_blocked()) return;
   ts = clamp(ts);
   const bool hs_done = ngtcp2_conn_get_handshake_completed(conn_) != 0;
+  if (hs_done) drop_expired_datagrams(ts);
   const size_t cap = dq_len_.size();
   size_t quantum = ngtcp2_conn_get_send_quantum(conn_);
   size_t max_pkts = std::max<size_t>(1, std::min<size_t>(quantum / kMaxUdpPayload + 1, kMaxGsoPackets));
@@ -763,6 +764,17 @@ void Connection::extend_stream_credit(int64_t sid, uint64_t bytes) {
   ngtcp2_conn_extend_max_offset(conn_, bytes);
 }
 
+void Connection::drop_expired_datagrams(uint64_t ts) {
+  const uint64_t max_age = ep_->config().datagram_max_age_ms * 1000000ull;
+  if (max_age == 0) return;
+  const size_t cap = dq_len_.size();
+  while (dq_count_ > 0 && ts > dq_ts_[dq_head_] && ts - dq_ts_[dq_head_] > max_age) {
+    dq_head_ = (dq_head_ + 1) % cap;
+    dq_count_--;
+    dg_expired_++;
+  }
+}
+
 Connection::DgramResult Connection::send_datagram(const uint8_t *data, size_t len) {
   if (state_ != State::kOpen && state_ != State::kHandshake) return DgramResult::kClosed;
   if (len > kMaxDatagram) {
@@ -780,19 +792,23 @@ Connection::DgramResult Connection::send_datagram(const uint8_t *data, size_t le
     size_t ncap = std::min(dq_limit_, std::max<size_t>(16, cap * 2));
     std::vector<uint8_t> data(ncap * kMaxDatagram);
     std::vector<uint16_t> lens(ncap);
+    std::vector<uint64_t> stamps(ncap);
     for (size_t i = 0; i < dq_count_; i++) {
       size_t from = (dq_head_ + i) % cap;
       memcpy(data.data() + i * kMaxDatagram, dq_data_.data() + from * kMaxDatagram, dq_len_[from]);
       lens[i] = dq_len_[from];
+      stamps[i] = dq_ts_[from];
     }
     dq_data_.swap(data);
     dq_len_.swap(lens);
+    dq_ts_.swap(stamps);
     dq_head_ = 0;
     cap = ncap;
   }
   size_t slot = (dq_head_ + dq_count_) % cap;
   memcpy(dq_data_.data() + slot * kMaxDatagram, data, len);
   dq_len_[slot] = static_cast<uint16_t>(len);
+  dq_ts_[slot] = now_ns();
   dq_count_++;
   return DgramResult::kQueued;
 }
@@ -843,6 +859,7 @@ void Connection::stats(ConnStats *out) {
   out->datagrams_lost = static_cast<double>(dg_lost_);
   out->datagrams_dropped_too_big = static_cast<double>(dg_too_big_);
   out->datagrams_dropped_full = static_cast<double>(dg_full_);
+  out->datagrams_dropped_expired = static_cast<double>(dg_expired_);
   out->delivery_rate_bps = rate_bps_;
 }
 

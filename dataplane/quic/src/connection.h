@@ -51,7 +51,7 @@ struct ConnStats {
   double cwnd, bytes_in_flight;
   double bytes_sent, bytes_recv, packets_sent, packets_recv;
   double datagrams_sent, datagrams_recv, datagrams_lost, datagrams_dropped_too_big,
-      datagrams_dropped_full;
+      datagrams_dropped_full, datagrams_dropped_expired;
   double delivery_rate_bps;
   double pmtu;
 };
@@ -72,6 +72,10 @@ struct EndpointConfig {
   uint32_t shard_id = 0;
   uint32_t shard_count = 1;
   uint32_t datagram_queue = 512;
+  // A queued DATAGRAM older than this is dropped instead of sent (0: never). An IP packet that
+  // waited this long behind a congested path is worth less than the room it takes: TCP inside
+  // the tunnel reads the drop as congestion, where a deep queue would only add delay.
+  uint64_t datagram_max_age_ms = 100;
   bool manual_stream_credit = false;
   uint64_t stream_window = 4u << 20;
   uint64_t connection_window = 16u << 20;
@@ -199,6 +203,7 @@ class Connection {
   void queue_close_event(bool local, uint8_t why);
   bool flush_packets(const uint8_t *buf, size_t len, size_t segment);
   size_t build_stream_vec(SendStream &s, ngtcp2_vec *vec, size_t max, bool *all);
+  void drop_expired_datagrams(uint64_t ts);
 
   Endpoint *ep_;
   uint32_t id_;
@@ -235,6 +240,7 @@ class Connection {
   size_t dq_limit_ = 1;
   std::vector<uint8_t> dq_data_;
   std::vector<uint16_t> dq_len_;
+  std::vector<uint64_t> dq_ts_;  // when each slot was queued (now_ns)
   size_t dq_head_ = 0, dq_count_ = 0;
   bool dq_full_reported_ = false;
   uint64_t dgram_seq_ = 0;
@@ -246,6 +252,7 @@ class Connection {
   // Counters (ngtcp2 1.11 exposes RTT/cwnd only; the rest is counted here).
   uint64_t bytes_sent_ = 0, bytes_recv_ = 0, pkts_sent_ = 0, pkts_recv_ = 0;
   uint64_t dg_sent_ = 0, dg_recv_ = 0, dg_lost_ = 0, dg_too_big_ = 0, dg_full_ = 0;
+  uint64_t dg_expired_ = 0;
   uint64_t rate_ts_ = 0, rate_bytes_ = 0;
   double rate_bps_ = 0;
 };
