@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAllArgs, parseJsonOutput } from './main.js';
-import { flatten, formatValue, renderReport, type StepResult } from './markdown.js';
+import { derivedRatios, flatten, formatValue, renderReport, type StepResult } from './markdown.js';
 import { QUICK_PLAN, selectSteps } from './plan.js';
 
 test('the quick plan runs every benchmark once, each bounded, with JSON where it exists', () => {
@@ -133,4 +133,22 @@ test('renderReport: machine, outcome per benchmark, tables, ratios against peers
   assert.match(md, /\| path \| mbps \|\n\| --- \| --- \|\n\| ours \| 800 \|/);
   assert.match(md, /```\nh3\.frame-reader {2}23040 inputs\n```/);
   assert.match(md, /stderr \(end\):[\s\S]*ramp open 10\/200/);
+});
+
+test('derivedRatios: loss gets each scheme against FEC off on the same profile', () => {
+  const doc = {
+    cells: [
+      { profile: 'random 5%', fec: 'off', deliveredLossPercent: 4 },
+      { profile: 'random 5%', fec: 'xor', deliveredLossPercent: 0.5 },
+      { profile: 'random 5%', fec: 'rs', deliveredLossPercent: 1 },
+      { profile: 'random 0%', fec: 'off', deliveredLossPercent: 0 },
+      { profile: 'random 0%', fec: 'rs', deliveredLossPercent: 0 },
+    ],
+  };
+  assert.deepEqual(derivedRatios('loss', doc), [
+    ['delivered loss xor / off, random 5%', 0.125],
+    ['delivered loss rs / off, random 5%', 0.25],
+  ]);
+  assert.deepEqual(derivedRatios('quic', doc), []);
+  assert.deepEqual(derivedRatios('loss', { cells: 'x' }), []);
 });

@@ -111,6 +111,27 @@ function rowsTable(rows: Record<string, unknown>[]): string[] {
   return lines;
 }
 
+/**
+ * Ratios a benchmark does not print itself but whose peers are in its rows: for `loss`, each FEC
+ * scheme's delivered loss over FEC off's on the same loss profile (lower is better for FEC).
+ */
+export function derivedRatios(name: string, doc: unknown): [string, unknown][] {
+  if (name !== 'loss' || !isRecord(doc) || !Array.isArray(doc.cells)) return [];
+  const cells = doc.cells.filter(isRecord);
+  const out: [string, unknown][] = [];
+  for (const c of cells) {
+    if (c.fec === 'off' || typeof c.deliveredLossPercent !== 'number') continue;
+    const off = cells.find((o) => o.profile === c.profile && o.fec === 'off');
+    const base = off?.deliveredLossPercent;
+    if (typeof base !== 'number' || base === 0) continue;
+    out.push([
+      `delivered loss ${String(c.fec)} / off, ${String(c.profile)}`,
+      c.deliveredLossPercent / base,
+    ]);
+  }
+  return out;
+}
+
 function outcome(r: StepResult): string {
   if (r.timedOut) return `**stopped after ${r.step.timeoutS} s** (its time bound)`;
   if (r.exitCode === 0) return `ok in ${Math.round(r.seconds)} s`;
@@ -123,7 +144,10 @@ export function renderStep(r: StepResult): string {
     const f = flatten(r.json);
     // Long series (RSS samples, per-second buckets) belong to charts and the JSON, not tables.
     const tables = f.tables.filter((t) => t.rows.length <= MAX_TABLE_ROWS * 2);
-    const ratios = f.values.filter(([k]) => /ratio/i.test(k));
+    const ratios = [
+      ...f.values.filter(([k]) => /ratio/i.test(k)),
+      ...derivedRatios(r.step.name, r.json),
+    ];
     const figures = f.values.filter(([k]) => !/ratio/i.test(k));
     if (figures.length > 0) lines.push(...keyValueTable(figures), '');
     for (const t of tables)
