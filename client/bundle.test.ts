@@ -34,7 +34,13 @@ describe('parseBundle', () => {
     assert.equal(b.serverName, 'vpn.test');
     assert.equal(b.templatePath, '/.well-known/masque/ip/{target}/{ipproto}/');
     assert.equal(b.mtu, 1280);
-    assert.deepEqual(b.fec, { enabled: false, blockSize: 10, redundancyPercent: 20 });
+    assert.deepEqual(b.fec, {
+      enabled: false,
+      blockSize: 10,
+      redundancyPercent: 20,
+      flushMs: 5,
+      interleave: 1,
+    });
     assert.match(b.subject, /CN=alice/);
     assert.equal(b.identity, 'alice/laptop');
     assert.deepEqual(b.ignoredKeys, []);
@@ -79,6 +85,16 @@ describe('parseBundle', () => {
       bundleText(pki).replace('mtu = 1280', 'mtu = "big"'),
       /tunnel\.mtu must be number \(got string\)/,
     );
+  });
+
+  it('reads the FEC flush timer and interleaving, in range', () => {
+    const fec = (lines: string) =>
+      bundleText(pki).replace('redundancy_percent = 20\n', `redundancy_percent = 20\n${lines}`);
+    const b = parseBundle(fec('flush_ms = 40\ninterleave = 8\n'), 'b');
+    assert.equal(b.fec.flushMs, 40);
+    assert.equal(b.fec.interleave, 8);
+    rejects(fec('interleave = 17\n'), /fec\.interleave/);
+    rejects(fec('flush_ms = 1001\n'), /fec\.flush_ms/);
   });
 
   it('rejects an MTU outside 1280-9000', () => {

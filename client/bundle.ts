@@ -39,6 +39,10 @@ const fecSchema = z.object({
   enabled: z.boolean().optional(),
   block_size: z.number().int().min(1).max(255).optional(),
   redundancy_percent: z.number().int().min(0).max(100).optional(),
+  /** Longest a half-full block waits before its repair goes out (dataplane/fec). */
+  flush_ms: z.number().min(0).max(1000).optional(),
+  /** Blocks filled in turn, so one loss burst hits each block once. */
+  interleave: z.number().int().min(1).max(16).optional(),
 });
 const tlsSchema = z.object({
   ca: pem,
@@ -333,6 +337,8 @@ export function parseBundle(text: string, source: string, options: ParseOptions 
       enabled: b.fec?.enabled ?? false,
       blockSize: b.fec?.block_size ?? 10,
       redundancyPercent: b.fec?.redundancy_percent ?? 20,
+      flushMs: b.fec?.flush_ms ?? 5,
+      interleave: b.fec?.interleave ?? 1,
     },
     dns,
     caPem: b.tls.ca,

@@ -47,6 +47,8 @@ export function fecConfigFrom(pref: FecPreference): FecConfig {
     max_repair: Math.min(Math.max(1, Math.ceil((k * percent) / 100)), 256 - k),
     min_redundancy_percent: Math.min(10, percent),
     max_redundancy_percent: percent,
+    flush_ms: pref.flushMs ?? 5,
+    interleave: pref.interleave ?? 1,
   });
 }
 

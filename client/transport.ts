@@ -38,6 +38,10 @@ export interface FecPreference {
   readonly blockSize: number;
   /** Repair packets as a share of data packets, in %. */
   readonly redundancyPercent: number;
+  /** Longest wait of a half-full block for its repair, ms (default 5). */
+  readonly flushMs?: number;
+  /** Blocks filled in turn against burst loss (default 1: none). */
+  readonly interleave?: number;
 }
 
 /** Events a live tunnel reports. Given to connect() so nothing that arrives early is lost. */
