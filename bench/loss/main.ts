@@ -85,8 +85,8 @@ const USAGE = `usage: masque-bench loss [options]
   --seed N          loss decisions (default ${DEFAULTS.seed})
   --chart PATH      network: SVG of delivered vs link loss (default ${DEFAULT_CHART}; "none" for none)
   --json            one JSON document instead of the table
-  --flush MS        flush timer (default ${DEFAULTS.flushMs}); network: the data plane's only
-  --interleave D    blocks filled in turn (default ${DEFAULTS.interleave}); network: the data plane's only
+  --flush MS        flush timer (default ${DEFAULTS.flushMs}); both sides
+  --interleave D    blocks filled in turn (default ${DEFAULTS.interleave}); both sides
   --fixed           simulated: always the full redundancy instead of adaptive
 `;
 

@@ -50,13 +50,19 @@ test('the bundle is pointed at the proxy and gets the [fec] the cell asks for', 
   const original =
     'version = 1\n\n[server]\nendpoints = ["10.200.0.1:4433"]\nname = "vpn.test"\n\n' +
     '[fec]\nenabled = false\nblock_size = 4\n\n[tls]\nca = "x"\n';
-  const text = bundleFor(original, '10.200.0.1:5443', true, 10, 25);
+  const text = bundleFor(original, '10.200.0.1:5443', true, 10, 25, 40, 8);
   assert.match(text, /^endpoints = \["10\.200\.0\.1:5443"\]$/m);
-  assert.match(text, /\[fec\]\nenabled = true\nblock_size = 10\nredundancy_percent = 25\n/);
+  assert.match(
+    text,
+    /\[fec\]\nenabled = true\nblock_size = 10\nredundancy_percent = 25\nflush_ms = 40\ninterleave = 8\n/,
+  );
   assert.equal(text.match(/\[fec\]/g)?.length, 1);
   assert.match(text, /\[tls\]\nca = "x"/);
   const without = bundleFor('version = 1\nendpoints = ["a:1"]\n', 'b:2', false, 8, 30);
-  assert.match(without, /\[fec\]\nenabled = false\nblock_size = 8\nredundancy_percent = 30\n$/);
+  assert.match(
+    without,
+    /\[fec\]\nenabled = false\nblock_size = 8\nredundancy_percent = 30\nflush_ms = 5\ninterleave = 1\n$/,
+  );
 });
 
 test("the data plane's config is one the data plane accepts, limited to the schemes given", () => {

@@ -144,11 +144,14 @@ export function bundleFor(
   fec: boolean,
   blockSize: number,
   redundancyPercent: number,
+  flushMs = 5,
+  interleave = 1,
 ): string {
   let text = original.replace(/^endpoints\s*=.*$/m, `endpoints = ["${endpoint}"]`);
   const table =
     `[fec]\nenabled = ${fec}\nblock_size = ${blockSize}\n` +
-    `redundancy_percent = ${Math.round(redundancyPercent)}\n`;
+    `redundancy_percent = ${Math.round(redundancyPercent)}\n` +
+    `flush_ms = ${flushMs}\ninterleave = ${interleave}\n`;
   if (/^\[fec\]$/m.test(text)) {
     text = text.replace(/^\[fec\]\n(?:[a-z_]+\s*=.*\n)*/m, table);
   } else {
@@ -305,6 +308,8 @@ class Bench {
           mode !== 'off',
           o.blockSize,
           o.redundancyPercent,
+          o.flushMs,
+          o.interleave,
         ),
       );
       const [dpBefore] = await Promise.all([
