@@ -429,13 +429,17 @@ void Endpoint::flush() {
 }
 
 void Endpoint::after_io() {
-  // Writing may raise events (drain) and JS handlers may queue writes: a few rounds settle both.
+  // Events first: a received datagram reaches JS before we spend a sendmsg on the ACK it caused,
+  // and whatever JS sends in answer leaves in the same flush as that ACK. Writing may raise
+  // events (drain) and JS handlers may queue writes: a few rounds settle both.
   for (int round = 0; round < 4; round++) {
+    if (!events_.empty()) {
+      host_->deliver_events();
+      events_.clear();
+      arena_.clear();
+    }
     flush();
     if (events_.empty()) break;
-    host_->deliver_events();
-    events_.clear();
-    arena_.clear();
   }
   if (!dirty_.empty() || !events_.empty()) start_idle();
   reap();
