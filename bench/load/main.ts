@@ -35,6 +35,12 @@ const ECHO_TARGET = '10.77.0.1';
 const UDP_ECHO_PORT = 7;
 /** The data plane's Prometheus endpoint, on the server namespace's loopback. */
 const DATAPLANE_METRICS = '127.0.0.1:9391';
+/** The data plane's QUIC idle timeout (30 s) and some slack. */
+const DRAIN_WAIT_MS = 40_000;
+
+function drained(g: LeakCheck['server']): boolean {
+  return g !== undefined && Object.values(g).every((v) => v === undefined || v === 0);
+}
 const PROVISION_CONCURRENCY = 16;
 
 class Aborted extends Error {}
@@ -192,16 +198,24 @@ async function run(
       followAll(gens, o.hold, sample, sampleOthers, o.tunnels, bound),
       signal,
     );
-    // Every tunnel is closed now: what the server still holds for them is a leak.
-    await guard(sleep(3000), signal);
+    // Every tunnel is closed now. A close the server never heard (a CONNECTION_CLOSE lost when
+    // thousands close at once) ends with its idle timeout (30 s): wait that out, then whatever the
+    // server still holds is a leak.
+    const closedAt = Date.now();
+    let server = await dataplaneGauges(topo);
+    while (!drained(server) && Date.now() - closedAt < DRAIN_WAIT_MS) {
+      await guard(sleep(1000), signal);
+      server = await dataplaneGauges(topo);
+    }
+    const drainedAfterS = drained(server) ? Math.round((Date.now() - closedAt) / 100) / 10 : null;
     const afterDrain = sample();
-    const server = await dataplaneGauges(topo);
     const afterFds = countFds(dpPid);
     await deprovision(control, users);
     users.length = 0;
     const leasedAfter = await leased(control);
     const leaks = leakCheck({
       server,
+      drainedAfterS,
       fds: [idleFds, afterFds],
       leased: [leasedBefore, leasedAfter],
       rssKb: [idle?.rssKb, afterDrain?.rssKb],
@@ -323,6 +337,7 @@ async function dataplaneGauges(topo: Topology): Promise<LeakCheck['server']> {
 /** After every tunnel closed and every device was removed: the server is back where it started. */
 export function leakCheck(input: {
   server: LeakCheck['server'];
+  drainedAfterS?: number | null;
   fds: [number | undefined, number | undefined];
   leased: [number | undefined, number | undefined];
   rssKb: [number | undefined, number | undefined];
@@ -346,6 +361,7 @@ export function leakCheck(input: {
   }
   return {
     server: s,
+    drainedAfterS: input.drainedAfterS ?? null,
     fds: { idle: fd0 ?? null, afterDrain: fd1 ?? null },
     leased: { before: l0 ?? null, after: l1 ?? null },
     rssKb: { idle: input.rssKb[0] ?? null, afterDrain: input.rssKb[1] ?? null },

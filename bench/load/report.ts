@@ -87,6 +87,8 @@ export interface LeakCheck {
         ringDepth: number | undefined;
       }
     | undefined;
+  /** Seconds after the last close until every gauge read 0 (null: not within the wait). */
+  drainedAfterS: number | null;
   fds: { idle: number | null; afterDrain: number | null };
   /** IPv4 pool leases before provisioning and after the devices were removed. */
   leased: { before: number | null; after: number | null };
@@ -358,6 +360,7 @@ export function formatTable(r: LoadReport): string {
             .map((v) => show(v ?? null))
             .join(' / '),
     ]);
+    rows.push(['server drained after', show(l.drainedAfterS, ' s')]);
     rows.push([
       'data plane fds idle / after drain',
       `${show(l.fds.idle)} / ${show(l.fds.afterDrain)}`,
