@@ -17,7 +17,7 @@ uint64_t now_ns() {
 }
 
 Endpoint::Endpoint(uv_loop_t *loop, EndpointHost *host) : loop_(loop), host_(host) {
-  txbuf_.resize((kMaxGsoPackets + 1) * kMaxUdpPayload);
+  txbuf_.reset(new uint8_t[kTxBufferSize]);  // default-init: not zeroed
   rx_.resize(UdpSocket::kRecvBatch);
   gnutls_rnd(GNUTLS_RND_KEY, reset_secret_, sizeof reset_secret_);
 }
@@ -338,9 +338,9 @@ void Endpoint::handle_packet(const uint8_t *pkt, size_t len, const SockAddr &fro
   if (r == 1) {
     // Unknown version: answer Initial-sized packets only (RFC 9000 §6.1), never amplify.
     if (cfg_.server && len >= 1200) {
-      ssize_t n = packet::version_negotiation(txbuf_.data(), kMaxUdpPayload, vc);
+      ssize_t n = packet::version_negotiation(txbuf_.get(), kMaxUdpPayload, vc);
       if (n > 0) {
-        send(from, txbuf_.data(), static_cast<size_t>(n), static_cast<size_t>(n));
+        send(from, txbuf_.get(), static_cast<size_t>(n), static_cast<size_t>(n));
         counters_.version_negotiation_sent++;
       }
     } else {
@@ -370,10 +370,10 @@ void Endpoint::handle_packet(const uint8_t *pkt, size_t len, const SockAddr &fro
       return;
     }
     counters_.unknown_connection++;
-    ssize_t n = packet::stateless_reset(txbuf_.data(), kMaxUdpPayload, reset_secret_, vc.dcid,
+    ssize_t n = packet::stateless_reset(txbuf_.get(), kMaxUdpPayload, reset_secret_, vc.dcid,
                                         vc.dcidlen, len);
     if (n > 0) {
-      send(from, txbuf_.data(), static_cast<size_t>(n), static_cast<size_t>(n));
+      send(from, txbuf_.get(), static_cast<size_t>(n), static_cast<size_t>(n));
       counters_.stateless_reset_sent++;
     }
     return;
@@ -390,9 +390,9 @@ void Endpoint::handle_packet(const uint8_t *pkt, size_t len, const SockAddr &fro
     if (!packet::has_retry_token(hd)) {
       uint8_t scid[kCidLen];
       gen_cid(scid, kCidLen);
-      ssize_t n = packet::retry(txbuf_.data(), kMaxUdpPayload, hd, from, reset_secret_, scid, ts);
+      ssize_t n = packet::retry(txbuf_.get(), kMaxUdpPayload, hd, from, reset_secret_, scid, ts);
       if (n > 0) {
-        send(from, txbuf_.data(), static_cast<size_t>(n), static_cast<size_t>(n));
+        send(from, txbuf_.get(), static_cast<size_t>(n), static_cast<size_t>(n));
         counters_.retry_sent++;
       }
       return;

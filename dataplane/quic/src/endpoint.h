@@ -74,8 +74,8 @@ class Endpoint {
   TlsConfig *tls() { return &tls_; }
   Counters &counters() { return counters_; }
   const SockAddr &local() const { return io_->sock.local(); }
-  uint8_t *tx_buffer() { return txbuf_.data(); }
-  size_t tx_buffer_size() const { return txbuf_.size(); }
+  uint8_t *tx_buffer() { return txbuf_.get(); }
+  size_t tx_buffer_size() const { return kTxBufferSize; }
   const uint8_t *reset_secret() const { return reset_secret_; }
   // Returns false when the socket is blocked (the caller stops writing).
   bool send(const SockAddr &to, const uint8_t *data, size_t len, size_t segment);
@@ -151,7 +151,9 @@ class Endpoint {
   std::unordered_map<Connection *, uint64_t> timer_of_;
   std::vector<Connection *> dirty_;
   std::vector<Pending> pending_;
-  std::vector<uint8_t> txbuf_;
+  // Not zero-filled, for the same reason as the socket's receive buffer.
+  static constexpr size_t kTxBufferSize = (kMaxGsoPackets + 1) * kMaxUdpPayload;
+  std::unique_ptr<uint8_t[]> txbuf_;
   std::vector<Event> events_;
   std::vector<uint8_t> arena_;
   std::vector<RecvMsg> rx_;

@@ -151,7 +151,7 @@ bool UdpSocket::open(const std::string &host, int port, bool reuse_port, int buf
   gro_ = setsockopt(fd_, IPPROTO_UDP, UDP_GRO, &one, sizeof one) == 0;
   // GSO is tried on the first batch send; a refusal turns it off for this socket.
   gso_ = true;
-  rbuf_.resize(kRecvBatch * kRecvBufSize);
+  if (!rbuf_) rbuf_.reset(new uint8_t[kRecvBatch * kRecvBufSize]);  // default-init: not zeroed
   return true;
 }
 
@@ -194,7 +194,7 @@ int UdpSocket::recv_batch(RecvMsg *out) {
   alignas(cmsghdr) uint8_t ctrl[kRecvBatch][CMSG_SPACE(sizeof(int))];
   memset(msgs, 0, sizeof msgs);
   for (size_t i = 0; i < kRecvBatch; i++) {
-    iov[i].iov_base = rbuf_.data() + i * kRecvBufSize;
+    iov[i].iov_base = rbuf_.get() + i * kRecvBufSize;
     iov[i].iov_len = kRecvBufSize;
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;

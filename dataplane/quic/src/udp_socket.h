@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,10 @@ class UdpSocket {
   bool gso_ = false;
   bool gro_ = false;
   bool dual_stack_ = false;
-  std::vector<uint8_t> rbuf_;
+  // Receive batch buffer: allocated without zero-filling (std::vector would write every byte), so
+  // its pages are only touched once packets land there. A client has one endpoint per tunnel,
+  // and a load generator thousands of them: the fill cost ~4 ms of CPU per tunnel setup here.
+  std::unique_ptr<uint8_t[]> rbuf_;
 };
 
 }  // namespace quic
