@@ -14,6 +14,8 @@ export class LinkError extends Error {
 export class H3Link {
   private pumping = false;
   private again = false;
+  /** We ended the connection ourselves; the transport may not say it is closed yet. */
+  private abandoned = false;
   /** Set by the owner: receives every application event of the H3 connection. */
   onEvent: (event: H3Event) => void = () => undefined;
 
@@ -69,10 +71,17 @@ export class H3Link {
   private flushActions(): void {
     const q = this.quic;
     for (let a = this.h3.pollAction(); a !== undefined; a = this.h3.pollAction()) {
-      if (q.closed) continue;
+      if (q.closed || this.abandoned) continue;
       switch (a.kind) {
         case 'openStream': {
           const id = a.uni ? q.openUniStream() : q.openBidiStream();
+          if (id === -1) {
+            // The transport is closing (not yet reported closed) or out of stream credit: this
+            // connection cannot carry what H3 planned. End it; nothing else is at fault.
+            q.close(0x0101, 'cannot open stream');
+            this.abandoned = true;
+            continue;
+          }
           if (id !== a.streamId) {
             // QUIC hands out stream IDs in order; H3 predicted them the same way. A mismatch
             // means the peer's stream limit was hit, which HTTP/3's three uni streams never do.
