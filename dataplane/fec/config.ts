@@ -20,6 +20,12 @@ export const fecConfigSchema = z
     /** Longest wait for a block's repair after its first packet, in ms. */
     flush_ms: z.number().min(0).max(1000).default(5),
     /**
+     * A block too short at flush_ms for one repair to stay within the planned ratio waits up to
+     * this long (ms after its first packet) for more packets; recovery of a lost packet may wait
+     * that long, data packets never do. Equal to flush_ms: never stretch.
+     */
+    max_flush_ms: z.number().min(0).max(1000).default(20),
+    /**
      * Blocks this end fills in turn (1 = none). A burst of up to this many consecutive lost
      * datagrams then costs each block at most one packet. Purely a sender choice (every datagram
      * names its block), so the peer needs nothing. Each block gets 1/interleave of the packets in
@@ -43,6 +49,10 @@ export const fecConfigSchema = z
   .refine((c) => c.block_size + c.max_repair <= 256, {
     message: 'block_size + max_repair must not exceed 256',
     path: ['max_repair'],
+  })
+  .refine((c) => c.max_flush_ms >= c.flush_ms, {
+    message: 'max_flush_ms is below flush_ms',
+    path: ['max_flush_ms'],
   })
   .refine((c) => c.min_redundancy_percent <= c.max_redundancy_percent, {
     message: 'min_redundancy_percent is above max_redundancy_percent',

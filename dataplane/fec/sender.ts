@@ -35,6 +35,15 @@ export interface FecSenderOptions {
   /** Longest a packet waits for its block's repair, in ms. */
   flushDelayMs: number;
   /**
+   * A block the flush timer finds so short that even one repair packet would exceed the planned
+   * ratio (count × m < k: two packets of a k = 10, m = 2 plan) waits up to this long after its
+   * first packet instead, and closes as soon as it holds enough packets (count × m ≥ k) for one
+   * repair to stay within the plan. Slow flows then pay the planned overhead rather than one
+   * repair per two or three packets; the cost is only for lost packets, whose recovery waits
+   * longer (data packets never wait). Default flushDelayMs: no stretching.
+   */
+  maxFlushDelayMs?: number;
+  /**
    * Blocks filled in turn (1, the default: one block at a time). With depth D, consecutive packets
    * belong to D different blocks and a full block's repair waits for D − 1 further packets, so a
    * burst of up to D consecutive lost datagrams costs any block at most one data packet and
@@ -66,6 +75,10 @@ interface Lane {
   pending: boolean;
   /** Open order, to flush oldest first. */
   opened: number;
+  /** When the block's first packet was added (ms, the caller's clock). */
+  start: number;
+  /** The flush deadline was stretched once (see maxFlushDelayMs). */
+  stretched: boolean;
 }
 
 export class FecSender {
@@ -101,6 +114,12 @@ export class FecSender {
       throw new FecSenderError(`packet size ${maxPacketSize} outside 1..${MAX_PACKET}`);
     }
     if (!(flushDelayMs >= 0)) throw new FecSenderError(`flush delay ${flushDelayMs} is negative`);
+    const maxFlush = options.maxFlushDelayMs ?? flushDelayMs;
+    if (!(maxFlush >= flushDelayMs)) {
+      throw new FecSenderError(
+        `longest flush ${maxFlush} ms is below the flush delay ${flushDelayMs}`,
+      );
+    }
     if (!Number.isInteger(depth) || depth < 1 || depth > MAX_INTERLEAVE) {
       throw new FecSenderError(`interleave ${depth} outside 1..${MAX_INTERLEAVE}`);
     }
@@ -115,6 +134,8 @@ export class FecSender {
       deadline: 0,
       pending: false,
       opened: 0,
+      start: 0,
+      stretched: false,
     }));
     this.planK = maxK;
     this.planM = maxM;
@@ -168,6 +189,8 @@ export class FecSender {
       lane.k = this.planK;
       lane.m = this.planM;
       lane.longest = 0;
+      lane.start = now;
+      lane.stretched = false;
       lane.deadline = now + this.options.flushDelayMs;
     }
     this.turn = this.turn + 1 === lanes.length ? 0 : this.turn + 1;
@@ -180,6 +203,11 @@ export class FecSender {
     this.metrics.packetsProtected++;
     this.metrics.overheadBytes += FEC_HEADER_SIZE;
     sink.sendFec(this.header, packet);
+    if (lane.stretched && lane.count < lane.k && lane.count * lane.m >= lane.k) {
+      // A stretched block now holds enough for one repair within the plan: close it.
+      this.emitRepair(lane, sink);
+      return;
+    }
     if (lane.count === lane.k) {
       // Without interleaving the repair follows at once; with it, it waits for the lane's next
       // turn (D − 1 packets later) so that one burst cannot take a packet and its repair.
@@ -200,10 +228,32 @@ export class FecSender {
   onTimer(now: number, sink: FecSendSink): void {
     // Oldest first, so repairs leave in the order their blocks opened.
     for (;;) {
-      const lane = this.oldest();
-      if (lane === undefined || lane.deadline > now) return;
+      const lane = this.oldestDue(now);
+      if (lane === undefined) return;
+      const longest = this.options.maxFlushDelayMs ?? this.options.flushDelayMs;
+      if (!lane.stretched && !lane.pending && lane.count * lane.m < lane.k) {
+        const later = lane.start + longest;
+        if (later > now) {
+          lane.stretched = true;
+          lane.deadline = later;
+          continue;
+        }
+      }
       this.emitRepair(lane, sink);
     }
+  }
+
+  private oldestDue(now: number): Lane | undefined {
+    let found: Lane | undefined;
+    for (const lane of this.lanes) {
+      if (
+        lane.count !== 0 &&
+        lane.deadline <= now &&
+        (found === undefined || lane.opened < found.opened)
+      )
+        found = lane;
+    }
+    return found;
   }
 
   /** Closes every block now (tunnel closing, or the caller batches its own flushes). */

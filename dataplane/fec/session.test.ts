@@ -135,13 +135,26 @@ test('negotiated RS recovers every datagram dropped at up to m per block', async
 });
 
 test('the flush timer closes a half-full block so a quiet flow is recovered too', async () => {
-  const p = await pair(fixed({ schemes: ['xor'], flush_ms: 5 }), fixed({}));
+  const p = await pair(fixed({ schemes: ['xor'], flush_ms: 5, max_flush_ms: 5 }), fixed({}));
   p.drop = (n) => n === 1;
   for (let i = 0; i < 3; i++) p.client.sendPacket(packet(i), 0, packet(i).length);
   assert.deepEqual(p.delivered, [0, 2]);
   assert.equal(p.clientFec?.nextDeadline(), 5);
   p.clock.now = 5;
   p.clientFec?.onTimer(5);
+  assert.deepEqual(p.delivered, [0, 2, 1]);
+});
+
+test('by default a short block waits up to max_flush_ms (20) for more packets, then recovers', async () => {
+  const p = await pair(fixed({ schemes: ['xor'], flush_ms: 5 }), fixed({}));
+  p.drop = (n) => n === 1;
+  for (let i = 0; i < 3; i++) p.client.sendPacket(packet(i), 0, packet(i).length);
+  p.clock.now = 5;
+  p.clientFec?.onTimer(5);
+  assert.deepEqual(p.delivered, [0, 2], 'stretched: no repair yet');
+  assert.equal(p.clientFec?.nextDeadline(), 20);
+  p.clock.now = 20;
+  p.clientFec?.onTimer(20);
   assert.deepEqual(p.delivered, [0, 2, 1]);
 });
 

@@ -42,6 +42,7 @@ export class FecTunnel {
         maxM: a.m,
         maxPacketSize: o.maxPacketSize,
         flushDelayMs: c.flush_ms,
+        maxFlushDelayMs: c.max_flush_ms,
         interleave: c.interleave,
       },
       this.metrics,
