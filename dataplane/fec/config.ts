@@ -22,9 +22,10 @@ export const fecConfigSchema = z
     /**
      * A block too short at flush_ms for one repair to stay within the planned ratio waits up to
      * this long (ms after its first packet) for more packets; recovery of a lost packet may wait
-     * that long, data packets never do. Equal to flush_ms: never stretch.
+     * that long, data packets never do. Equal to flush_ms: never stretch. Default: 20, or
+     * flush_ms when that is longer.
      */
-    max_flush_ms: z.number().min(0).max(1000).default(20),
+    max_flush_ms: z.number().min(0).max(1000).optional(),
     /**
      * Blocks this end fills in turn (1 = none). A burst of up to this many consecutive lost
      * datagrams then costs each block at most one packet. Purely a sender choice (every datagram
@@ -46,6 +47,7 @@ export const fecConfigSchema = z
     hold_ms: z.number().min(1).max(10_000).default(100),
   })
   .strict()
+  .transform((c) => ({ ...c, max_flush_ms: c.max_flush_ms ?? Math.max(20, c.flush_ms) }))
   .refine((c) => c.block_size + c.max_repair <= 256, {
     message: 'block_size + max_repair must not exceed 256',
     path: ['max_repair'],

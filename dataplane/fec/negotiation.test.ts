@@ -145,6 +145,11 @@ test('config: defaults, validation, unknown keys named', () => {
       err.message.includes("'blocksize'"),
   );
   assert.throws(() => parseFecConfig({ block_size: 250, max_repair: 10 }), /max_repair/);
+  // The stretched flush defaults to 20 ms, or to flush_ms when that is longer; never below it.
+  assert.equal(c.max_flush_ms, 20);
+  assert.equal(parseFecConfig({ flush_ms: 40 }).max_flush_ms, 40);
+  assert.equal(parseFecConfig({ flush_ms: 5, max_flush_ms: 5 }).max_flush_ms, 5);
+  assert.throws(() => parseFecConfig({ flush_ms: 10, max_flush_ms: 5 }), /max_flush_ms/);
   assert.throws(() => parseFecConfig({ schemes: ['rs', 'rs'] }), FecConfigError);
   assert.throws(() => parseFecConfig({ schemes: ['ldpc'] }), FecConfigError);
   assert.throws(
