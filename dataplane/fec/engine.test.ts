@@ -167,7 +167,7 @@ test('sender: a full block emits k data then m repair packets right after', () =
   assert.equal(sender.metrics.overheadBytes, 3 * 6 + 2 * (6 + 32));
 });
 
-test('stretched flush: a block too short for one repair within the plan waits, then closes as soon as it may', () => {
+test('stretched flush: a block too short for one repair within the plan waits for more packets', () => {
   const sender = new FecSender({
     scheme: 'rs',
     maxK: 10,
@@ -182,21 +182,24 @@ test('stretched flush: a block too short for one repair within the plan waits, t
   // 3 packets × m 2 < k 10: one repair would be 33% against a 20% plan, so the block waits.
   assert.equal(wire.fec.length, 3, 'no repair at the ordinary deadline');
   assert.equal(sender.nextDeadline(), 120, 'stretched to maxFlushDelayMs after the first packet');
-  sender.send(packet(3, 20), 106, sink);
-  assert.equal(wire.fec.length, 4);
-  sender.send(packet(4, 20), 107, sink);
-  // 5 × 2 ≥ 10: one repair is within the plan now, and it goes out at once.
-  assert.equal(wire.fec.length, 6);
-  const repair = decodeFecHeader(wire.fec[5]);
-  assert.deepEqual([repair.index, repair.k, repair.m], [5, 5, 1]);
+  for (let i = 3; i < 10; i++) sender.send(packet(i, 20), 103 + i, sink);
+  // Full: the planned 10 + 2, at once.
+  assert.equal(wire.fec.length, 12);
+  const repair = decodeFecHeader(wire.fec[11]);
+  assert.deepEqual([repair.index, repair.k, repair.m], [11, 10, 2]);
   assert.equal(sender.nextDeadline(), undefined);
 
   // A quiet block is not held forever: at the stretched deadline it closes with what it has.
-  sender.send(packet(5, 20), 200, sink);
+  sender.send(packet(10, 20), 200, sink);
   sender.onTimer(205, sink);
-  assert.equal(wire.fec.length, 7, 'stretched, not closed');
+  assert.equal(wire.fec.length, 13, 'stretched, not closed');
   sender.onTimer(220, sink);
-  assert.equal(wire.fec.length, 8, 'closed at 20 ms with its one repair');
+  assert.equal(wire.fec.length, 14, 'closed at 20 ms with its one repair');
+
+  // A block long enough at the ordinary deadline is not stretched: 5 × 2 ≥ 10.
+  for (let i = 0; i < 5; i++) sender.send(packet(20 + i, 20), 300 + i, sink);
+  sender.onTimer(305, sink);
+  assert.equal(wire.fec.length, 14 + 5 + 1);
   assert.throws(
     () =>
       new FecSender({

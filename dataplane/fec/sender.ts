@@ -37,10 +37,10 @@ export interface FecSenderOptions {
   /**
    * A block the flush timer finds so short that even one repair packet would exceed the planned
    * ratio (count × m < k: two packets of a k = 10, m = 2 plan) waits up to this long after its
-   * first packet instead, and closes as soon as it holds enough packets (count × m ≥ k) for one
-   * repair to stay within the plan. Slow flows then pay the planned overhead rather than one
-   * repair per two or three packets; the cost is only for lost packets, whose recovery waits
-   * longer (data packets never wait). Default flushDelayMs: no stretching.
+   * first packet instead, closing when full as usual. Slow flows then get the planned block
+   * (10 + 2 recovers two losses; 5 + 1 only one) at the planned overhead, rather than one repair
+   * per two or three packets; the cost is only for lost packets, whose recovery waits longer
+   * (data packets never wait). Default flushDelayMs: no stretching.
    */
   maxFlushDelayMs?: number;
   /**
@@ -203,11 +203,6 @@ export class FecSender {
     this.metrics.packetsProtected++;
     this.metrics.overheadBytes += FEC_HEADER_SIZE;
     sink.sendFec(this.header, packet);
-    if (lane.stretched && lane.count < lane.k && lane.count * lane.m >= lane.k) {
-      // A stretched block now holds enough for one repair within the plan: close it.
-      this.emitRepair(lane, sink);
-      return;
-    }
     if (lane.count === lane.k) {
       // Without interleaving the repair follows at once; with it, it waits for the lane's next
       // turn (D − 1 packets later) so that one burst cannot take a packet and its repair.
