@@ -1,6 +1,7 @@
 // Resource use of the data plane process, read from /proc. Parsers are pure; the reader is one
 // function so the benchmark samples the process it started and nothing else.
 import { readdirSync, readFileSync } from 'node:fs';
+import { parseProcStat, ProcStatError } from '../tunnel/cpu.js';
 
 /** VmRSS from /proc/PID/status, in kB; undefined when the line is absent. */
 export function parseRssKb(status: string): number | undefined {
@@ -8,21 +9,14 @@ export function parseRssKb(status: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-/**
- * utime + stime from /proc/PID/stat, in clock ticks. The command name (field 2) may hold spaces
- * and parentheses, so fields are counted from the last ')'.
- */
+/** utime + stime from /proc/PID/stat, in clock ticks (bench/tunnel/cpu.ts parses the line). */
 export function parseCpuTicks(stat: string): number | undefined {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const f = stat
-    .slice(close + 2)
-    .trim()
-    .split(/\s+/);
-  // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
-  const utime = Number(f[11]);
-  const stime = Number(f[12]);
-  return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : undefined;
+  try {
+    return parseProcStat(stat).ticks;
+  } catch (e) {
+    if (e instanceof ProcStatError) return undefined;
+    throw e;
+  }
 }
 
 /** Linux USER_HZ: 100 on every architecture Node runs on. */
