@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { BundleError, CertificateError, ResolveError } from './errors.js';
-import type { FecPreference, ResolvedEndpoint } from './transport.js';
+import type { FecPreference, ResolvedEndpoint, TransportSettings } from './transport.js';
 
 export const DEFAULT_TEMPLATE = '/.well-known/masque/ip/{target}/{ipproto}/';
 export const DEFAULT_MTU = 1280;
@@ -85,6 +85,28 @@ export interface Bundle {
   readonly identity: string | undefined;
   /** Keys ignored as unknown (forward compatibility), by full name. */
   readonly ignoredKeys: readonly string[];
+}
+
+/**
+ * What a transport needs from a bundle and its resolved endpoints. The CLI's flags may override
+ * the template, the address request (on unless said otherwise) and the MTU.
+ */
+export function transportSettings(
+  bundle: Bundle,
+  endpoints: readonly ResolvedEndpoint[],
+  o: { template?: string; addressRequest?: boolean; mtu?: number } = {},
+): TransportSettings {
+  return {
+    endpoints,
+    serverName: bundle.serverName,
+    templatePath: o.template ?? bundle.templatePath,
+    caPem: bundle.caPem,
+    certPem: bundle.certPem,
+    keyPem: bundle.keyPem,
+    addressRequest: o.addressRequest ?? true,
+    fec: bundle.fec,
+    mtu: o.mtu ?? bundle.mtu,
+  };
 }
 
 /**

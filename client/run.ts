@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Backoff } from './backoff.js';
-import { loadBundle, checkMtu, checkTemplate, type Bundle } from './bundle.js';
+import { loadBundle, checkMtu, checkTemplate, transportSettings } from './bundle.js';
 import { DnsControl } from './dns.js';
 import { ClientError, FlagError } from './errors.js';
 import { IpTool, execRunner } from './ip.js';
@@ -14,7 +14,7 @@ import { parsePrefix, PrefixError, type IpPrefix } from './prefix.js';
 import { StateFile } from './statefile.js';
 import { buildStatus, ControlServer, type ClientStatus } from './status.js';
 import { Supervisor, type PacketDevice } from './supervisor.js';
-import type { ResolvedEndpoint, TransportSettings, TunnelTransport } from './transport.js';
+import type { TransportSettings, TunnelTransport } from './transport.js';
 
 export const DEFAULT_TUN = 'mq0';
 export const DEFAULT_STATE_DIR = '/run/masque-client';
@@ -89,25 +89,6 @@ export function checkFlags(o: RunOptions): { addresses: IpPrefix[]; routes: IpPr
   };
 }
 
-function transportSettings(
-  bundle: Bundle,
-  endpoints: ResolvedEndpoint[],
-  o: RunOptions,
-  mtu: number,
-): TransportSettings {
-  return {
-    endpoints,
-    serverName: bundle.serverName,
-    templatePath: o.template ?? bundle.templatePath,
-    caPem: bundle.caPem,
-    certPem: bundle.certPem,
-    keyPem: bundle.keyPem,
-    addressRequest: o.addressRequest,
-    fec: bundle.fec,
-    mtu,
-  };
-}
-
 /**
  * Runs the client until stopped (resolves) or denied (rejects with a ClientError carrying the
  * server's reason). Throws ClientErrors for every user-facing problem before anything changes.
@@ -130,7 +111,14 @@ export async function runClient(o: RunOptions, deps: RunDeps): Promise<void> {
       'masque-client needs root (CAP_NET_ADMIN) to create the TUN device and routes',
     );
   }
-  const transport = deps.createTransport(transportSettings(bundle, endpoints, o, mtu), log);
+  const transport = deps.createTransport(
+    transportSettings(bundle, endpoints, {
+      template: o.template,
+      addressRequest: o.addressRequest,
+      mtu,
+    }),
+    log,
+  );
 
   const net = new NetConfig({
     ip: deps.ip ?? new IpTool(),

@@ -5,7 +5,7 @@
 // echoes at their rates, or is closed and reopened over and over (churn).
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { parseBundle, resolveEndpoints } from '../../client/bundle.js';
+import { parseBundle, resolveEndpoints, transportSettings } from '../../client/bundle.js';
 import { MasqueTransport } from '../../client/masque-transport.js';
 import type { TransportSettings, TunnelHandle } from '../../client/transport.js';
 import { roleOf, type Role } from './args.js';
@@ -235,17 +235,7 @@ async function main(p: NonNullable<typeof port>): Promise<void> {
     clients.push({
       index,
       role: roleOf(job.scenario, index),
-      settings: {
-        endpoints,
-        serverName: bundle.serverName,
-        templatePath: bundle.templatePath,
-        caPem: bundle.caPem,
-        certPem: bundle.certPem,
-        keyPem: bundle.keyPem,
-        addressRequest: true,
-        fec: bundle.fec,
-        mtu: bundle.mtu,
-      },
+      settings: transportSettings(bundle, endpoints),
       src: parseIpv4(d.ipv4),
       ready: false,
       icmpSeq: 0,

@@ -5,7 +5,7 @@
 //   node tunnel-child.js spoof BUNDLE SPOOFED TARGET  one tunnel behaving like a hostile peer
 // It prints one JSON line with what it saw. The spoof mode bypasses the session's own egress check
 // (a well-behaved client never sends such packets) to reach the server's ingress check.
-import { loadBundle } from '../../client/bundle.js';
+import { loadBundle, transportSettings } from '../../client/bundle.js';
 import { MasqueTransport } from '../../client/masque-transport.js';
 import type { IpPrefix } from '../../client/prefix.js';
 import type { TransportSettings, TunnelEvents, TunnelHandle } from '../../client/transport.js';
@@ -33,17 +33,7 @@ function events(seen: Seen): TunnelEvents {
 
 async function settingsFrom(path: string): Promise<TransportSettings> {
   const { bundle, endpoints } = await loadBundle(path);
-  return {
-    endpoints,
-    serverName: bundle.serverName,
-    templatePath: bundle.templatePath,
-    caPem: bundle.caPem,
-    certPem: bundle.certPem,
-    keyPem: bundle.keyPem,
-    addressRequest: true,
-    fec: bundle.fec,
-    mtu: bundle.mtu,
-  };
+  return transportSettings(bundle, endpoints);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
