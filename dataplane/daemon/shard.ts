@@ -18,8 +18,8 @@ import { ServerSession, type Authorization } from '../masque/server-session.js';
 import { parseTemplate } from '../masque/template.js';
 import { Endpoint, type CloseInfo, type Connection } from '../quic/endpoint.js';
 import { RouteTable } from '../ring/route-table.js';
+import { RingGroupConsumer } from '../ring/group.js';
 import { RingProducer } from '../ring/spsc.js';
-import { ShardInbound } from './inbound.js';
 import { compilePolicy, type PacketPolicy, type PolicyRuleInput } from './policy.js';
 import { bump, emptyReport, type ShardReport } from './report.js';
 import type { AuthorizeReply, FromShard, ShardInit, ToShard } from './shard-protocol.js';
@@ -82,7 +82,7 @@ class Shard {
   private readonly init: ShardInit;
   private readonly log: Logger;
   private readonly endpoint: Endpoint;
-  private readonly inbound: ShardInbound;
+  private readonly inbound: RingGroupConsumer;
   private readonly toTun: RingProducer;
   private readonly switch: PacketSwitch;
   private readonly hairpinOut: (RingProducer | undefined)[];
@@ -110,7 +110,7 @@ class Shard {
       pino.destination({ dest: 2, sync: true }),
     );
     this.report = emptyReport(init.shard);
-    this.inbound = new ShardInbound(init.inbound, init.inboundBell);
+    this.inbound = new RingGroupConsumer(init.inbound, init.inboundBell);
     this.toTun = new RingProducer(init.toWriter);
     this.routes = new RouteTable(init.routes);
     this.hairpinOut = init.hairpinOut.map((h) =>
@@ -495,7 +495,7 @@ class Shard {
 
   /** Packets from the TUN reader and the other shards' hairpin rings, tagged with the slot. */
   private async pumpInbound(): Promise<void> {
-    const visit = (slot: Uint8Array, length: number, tag: number) =>
+    const visit = (slot: Uint8Array, length: number, _ring: number, tag: number) =>
       this.toClient(tag, slot, 0, length);
     while (!this.stopped) {
       if (this.inbound.drain(visit, INBOUND_BATCH) === 0) {

@@ -1,11 +1,16 @@
 // The consuming side of several rings that share one doorbell: how the TUN writer thread drains
-// every shard's ring, round-robin, and sleeps on all of them at once.
+// every shard's ring, round-robin, and sleeps on all of them at once (blocking), and how a shard
+// drains its ring from the TUN reader and its hairpin rings from the other shards (on its event
+// loop, without blocking it).
 
 import { Doorbell, type DoorbellHandle } from './doorbell.js';
 import { RingConsumer, type RingHandle } from './spsc.js';
 
-/** Called once per packet, in place; the slot is released after the batch it belongs to. */
-export type PacketVisitor = (slot: Uint8Array, length: number, ring: number) => void;
+/**
+ * Called once per packet, in place: `ring` is the index of its ring in the group, `tag` the
+ * producer's slot tag. The slot is released after the batch it belongs to.
+ */
+export type PacketVisitor = (slot: Uint8Array, length: number, ring: number, tag: number) => void;
 
 export class RingGroupConsumer {
   readonly rings: readonly RingConsumer[];
@@ -16,7 +21,7 @@ export class RingGroupConsumer {
   constructor(handles: readonly RingHandle[], bell: DoorbellHandle) {
     if (handles.length === 0) throw new RangeError('a ring group needs at least one ring');
     for (const h of handles)
-      if (h.consumerBell.index !== bell.index)
+      if (h.consumerBell.buffer !== bell.buffer || h.consumerBell.index !== bell.index)
         throw new RangeError('every ring of a group must ring the group doorbell');
     this.rings = handles.map((h) => new RingConsumer(h));
     this.bell = new Doorbell(bell);
@@ -33,7 +38,7 @@ export class RingGroupConsumer {
       const r = (this.cursor + k) % n;
       const ring = this.rings[r];
       const count = Math.min(ring.available(), batch);
-      for (let i = 0; i < count; i++) visit(ring.slot(i), ring.length(i), r);
+      for (let i = 0; i < count; i++) visit(ring.slot(i), ring.length(i), r, ring.tag(i));
       ring.release(count);
       total += count;
     }
@@ -60,7 +65,19 @@ export class RingGroupConsumer {
     return this.available() > 0;
   }
 
-  /** Wake a thread sleeping in `wait` (used to deliver a stop request). */
+  /** Event loops: as `wait`, without blocking the loop. */
+  async waitAsync(timeoutMs: number): Promise<boolean> {
+    if (this.available() > 0) return true;
+    const seq = this.bell.prepare();
+    if (this.available() > 0) {
+      this.bell.cancel();
+      return true;
+    }
+    await this.bell.sleepAsync(seq, timeoutMs);
+    return this.available() > 0;
+  }
+
+  /** End a `wait`/`waitAsync` early, or the next one if none is asleep (a stop request). */
   wake(): void {
     this.bell.wake();
   }
