@@ -6,8 +6,8 @@
 // Hairpin rings are single-producer/single-consumer like the others: one per ordered pair of
 // shards. Their number grows with the square of the shard count, so their slot count shrinks to
 // keep the total under a memory budget; client-to-client traffic is the exception, not the bulk.
-import { Doorbell, type DoorbellHandle } from '../ring/doorbell.js';
-import { DEFAULT_SLOT_COUNT, type RingPlaneHandle } from '../ring/plane.js';
+import type { DoorbellHandle } from '../ring/doorbell.js';
+import { createRingPlane, type RingPlaneHandle } from '../ring/plane.js';
 import { createRing, DEFAULT_SLOT_BYTES, type RingHandle } from '../ring/spsc.js';
 
 export interface ShardRingOptions {
@@ -48,23 +48,16 @@ export function hairpinSlotCount(shards: number, slotBytes: number, budget: numb
 }
 
 export function createShardRings(options: ShardRingOptions): ShardRings {
-  const { shards } = options;
-  if (!Number.isInteger(shards) || shards < 1 || shards > 255)
-    throw new RangeError(`shards ${shards} outside 1..255`);
-  const slotCount = options.slotCount ?? DEFAULT_SLOT_COUNT;
+  const { shards, slotCount } = options;
   const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
+  const plane = createRingPlane({ shards, slotCount, slotBytes });
+  // Each ring from the TUN reader has a doorbell of its own; the hairpin rings into a shard ring
+  // that same one, so the shard sleeps on all of them at once.
+  const inboundBells = plane.toShard.map((r) => r.consumerBell);
   const hairpinSlots = hairpinSlotCount(
     shards,
     slotBytes,
     options.hairpinBudgetBytes ?? DEFAULT_HAIRPIN_BUDGET,
-  );
-  const writerBell = Doorbell.create().handle;
-  const inboundBells = Array.from({ length: shards }, () => Doorbell.create().handle);
-  const toShard = inboundBells.map((bell) =>
-    createRing({ slotCount, slotBytes, consumerBell: bell }),
-  );
-  const toWriter = inboundBells.map(() =>
-    createRing({ slotCount, slotBytes, consumerBell: writerBell }),
   );
   const hairpin = Array.from({ length: shards }, (_, from) =>
     Array.from({ length: shards }, (_, to) =>
@@ -73,7 +66,7 @@ export function createShardRings(options: ShardRingOptions): ShardRings {
         : createRing({ slotCount: hairpinSlots, slotBytes, consumerBell: inboundBells[to] }),
     ),
   );
-  return { plane: { toShard, toWriter, writerBell }, inboundBells, hairpin, hairpinSlots };
+  return { plane, inboundBells, hairpin, hairpinSlots };
 }
 
 /** The rings shard `s` consumes, the TUN ring first, then one hairpin ring per other shard. */
