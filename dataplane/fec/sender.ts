@@ -95,6 +95,8 @@ export class FecSender {
   private opened = 0;
   /** The lane the next protected packet goes to. */
   private turn = 0;
+  /** Longest a short block may be held (maxFlushDelayMs, or flushDelayMs: no stretching). */
+  private readonly maxFlushDelayMs: number;
 
   constructor(
     private readonly options: FecSenderOptions,
@@ -123,6 +125,7 @@ export class FecSender {
     if (!Number.isInteger(depth) || depth < 1 || depth > MAX_INTERLEAVE) {
       throw new FecSenderError(`interleave ${depth} outside 1..${MAX_INTERLEAVE}`);
     }
+    this.maxFlushDelayMs = maxFlush;
     this.metrics = metrics ?? newFecMetrics();
     this.lanes = Array.from({ length: depth }, () => ({
       acc: Array.from({ length: maxM }, () => new Uint8Array(symbolSize(maxPacketSize))),
@@ -223,11 +226,10 @@ export class FecSender {
   onTimer(now: number, sink: FecSendSink): void {
     // Oldest first, so repairs leave in the order their blocks opened.
     for (;;) {
-      const lane = this.oldestDue(now);
+      const lane = this.oldest(now);
       if (lane === undefined) return;
-      const longest = this.options.maxFlushDelayMs ?? this.options.flushDelayMs;
       if (!lane.stretched && !lane.pending && lane.count * lane.m < lane.k) {
-        const later = lane.start + longest;
+        const later = lane.start + this.maxFlushDelayMs;
         if (later > now) {
           lane.stretched = true;
           lane.deadline = later;
@@ -238,30 +240,19 @@ export class FecSender {
     }
   }
 
-  private oldestDue(now: number): Lane | undefined {
-    let found: Lane | undefined;
-    for (const lane of this.lanes) {
-      if (
-        lane.count !== 0 &&
-        lane.deadline <= now &&
-        (found === undefined || lane.opened < found.opened)
-      )
-        found = lane;
-    }
-    return found;
-  }
-
   /** Closes every block now (tunnel closing, or the caller batches its own flushes). */
   flush(sink: FecSendSink): void {
-    for (let lane = this.oldest(); lane !== undefined; lane = this.oldest()) {
+    for (let lane = this.oldest(Infinity); lane !== undefined; lane = this.oldest(Infinity)) {
       this.emitRepair(lane, sink);
     }
   }
 
-  private oldest(): Lane | undefined {
+  /** The earliest-opened lane holding a block whose deadline is at or before `dueBy`. */
+  private oldest(dueBy: number): Lane | undefined {
     let found: Lane | undefined;
     for (const lane of this.lanes) {
-      if (lane.count !== 0 && (found === undefined || lane.opened < found.opened)) found = lane;
+      if (lane.count === 0 || lane.deadline > dueBy) continue;
+      if (found === undefined || lane.opened < found.opened) found = lane;
     }
     return found;
   }
