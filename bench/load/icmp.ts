@@ -1,19 +1,13 @@
 // ICMPv4 echo packets built and read in process, so a simulated client needs no TUN: the request
 // goes from the tunnel's assigned address to the server's tunnel address, and the data plane's
 // kernel answers it through the TUN like any ping.
+import { internetChecksum } from '../../dataplane/masque/checksum.js';
+
 const IPV4_HEADER = 20;
 const ICMP_HEADER = 8;
 /** Payload: an 8-byte send timestamp (µs, float64) so a reply carries its own RTT origin. */
 export const ECHO_PAYLOAD = 8;
 export const ECHO_PACKET_SIZE = IPV4_HEADER + ICMP_HEADER + ECHO_PAYLOAD;
-
-/** Internet checksum (RFC 1071) over b[start, end). */
-export function internetChecksum(b: Uint8Array, start: number, end: number): number {
-  let sum = 0;
-  for (let i = start; i < end; i += 2) sum += (b[i] << 8) | (i + 1 < end ? b[i + 1] : 0);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
 
 /** Dotted quad to a 32-bit number; throws RangeError on anything else. */
 export function parseIpv4(text: string): number {
@@ -59,7 +53,7 @@ export function writeEchoRequest(
   v.setUint16(24, id & 0xffff);
   v.setUint16(26, seq & 0xffff);
   v.setFloat64(28, sentUs);
-  v.setUint16(22, internetChecksum(out, IPV4_HEADER, len));
+  v.setUint16(22, internetChecksum(out, IPV4_HEADER, len - IPV4_HEADER));
   return len;
 }
 
@@ -85,7 +79,7 @@ export function parseEchoReply(p: Uint8Array): EchoReply | undefined {
   if (total < ihl + ICMP_HEADER + ECHO_PAYLOAD || total > p.length) return undefined;
   if (p[9] !== 1 || (v.getUint16(6) & 0x3fff) !== 0) return undefined;
   if (p[ihl] !== 0 || p[ihl + 1] !== 0) return undefined;
-  if (internetChecksum(p, ihl, total) !== 0) return undefined;
+  if (internetChecksum(p, ihl, total - ihl) !== 0) return undefined;
   return {
     src: v.getUint32(12),
     dst: v.getUint32(16),

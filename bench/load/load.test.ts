@@ -6,13 +6,8 @@ import { loadCharts } from './charts.js';
 import { leakCheck } from './main.js';
 import { UDP_PACKET_SIZE, parseUdpProbe, writeUdpProbe } from './udp.js';
 import { LatencyHistogram, percentile } from './histogram.js';
-import {
-  ECHO_PACKET_SIZE,
-  internetChecksum,
-  parseEchoReply,
-  parseIpv4,
-  writeEchoRequest,
-} from './icmp.js';
+import { internetChecksum } from '../../dataplane/masque/checksum.js';
+import { ECHO_PACKET_SIZE, parseEchoReply, parseIpv4, writeEchoRequest } from './icmp.js';
 import { busiestThreadCores, parseCpuTicks, parseRssKb } from './procstat.js';
 import { shares } from './generator.js';
 import { errorReason } from './wire.js';
@@ -69,7 +64,7 @@ test('echo request: valid IPv4 and ICMP checksums, fields where ping puts them',
   assert.equal(p[0], 0x45);
   assert.equal(p[9], 1);
   assert.equal(internetChecksum(p, 0, 20), 0);
-  assert.equal(internetChecksum(p, 20, len), 0);
+  assert.equal(internetChecksum(p, 20, len - 20), 0);
   assert.equal(p[20], 8); // echo request
   assert.deepEqual([...p.subarray(12, 20)], [10, 77, 0, 5, 10, 77, 0, 1]);
   // Not a reply: the parser ignores requests.
@@ -87,7 +82,7 @@ function replyTo(request: Uint8Array): Uint8Array {
   r[11] = ip & 0xff;
   r[20] = 0;
   r[22] = r[23] = 0;
-  const icmp = internetChecksum(r, 20, r.length);
+  const icmp = internetChecksum(r, 20, r.length - 20);
   r[22] = icmp >> 8;
   r[23] = icmp & 0xff;
   return r;

@@ -2,7 +2,7 @@
 // datagram from its tunnel address to the echo responder behind the server's TUN, which sends the
 // payload back unchanged. Unlike ICMP echo (answered by the server's kernel), this exercises the
 // whole path to a user-space application and back, and the sequence numbers count loss per tunnel.
-import { internetChecksum } from './icmp.js';
+import { finishChecksum, internetChecksum, sumWords } from '../../dataplane/masque/checksum.js';
 
 const IPV4_HEADER = 20;
 const UDP_HEADER = 8;
@@ -35,10 +35,7 @@ export function udpChecksum(
   src: number,
   dst: number,
 ): number {
-  let sum = pseudoHeaderSum(src, dst, end - start);
-  for (let i = start; i < end; i += 2) sum += (b[i] << 8) | (i + 1 < end ? b[i + 1] : 0);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  const c = ~sum & 0xffff;
+  const c = finishChecksum(sumWords(b, start, end - start, pseudoHeaderSum(src, dst, end - start)));
   return c === 0 ? 0xffff : c;
 }
 
@@ -93,10 +90,8 @@ export function parseUdpProbe(p: Uint8Array): UdpProbe | undefined {
   const dst = v.getUint32(16);
   // A zero checksum means "none" in IPv4; anything else must verify (sum over all incl. itself).
   if (v.getUint16(ihl + 6) !== 0) {
-    let sum = pseudoHeaderSum(src, dst, udpLength);
-    for (let i = ihl; i < total; i += 2) sum += (p[i] << 8) | (i + 1 < total ? p[i + 1] : 0);
-    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-    if (sum !== 0xffff) return undefined;
+    const sum = sumWords(p, ihl, total - ihl, pseudoHeaderSum(src, dst, udpLength));
+    if (finishChecksum(sum) !== 0) return undefined;
   }
   if (v.getUint32(ihl + 8) !== UDP_MAGIC) return undefined;
   return {
